@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`. Everything goes into ./.venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install test lint pytest demo bench clean
+
+# torch is installed first and pinned: this version has a CPU build on this machine's package index,
+# and a looser pin would pull gigabytes of CUDA packages.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+pytest: install
+	$(BIN)/python -m pytest
+
+test: lint pytest
+
+demo: install
+	@echo "mmv is installed in $(VENV). The app (streamlit run app), the demo model and its bank arrive"
+	@echo "with the training and app issues; for now try:  $(BIN)/mmv-models"
+	$(BIN)/mmv-models
+
+bench: install
+	$(BIN)/python benchmarks/backbones.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

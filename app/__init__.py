@@ -1,0 +1,1 @@
+"""The Streamlit app (`streamlit run app`): arrives with the bank/app issue."""
