@@ -41,6 +41,7 @@ S3D_STAGES = (
 )
 GRAPHS = ("shared", "disjoint", "fac", "fac_relu", "fac_bnrelu")
 MODALITIES = ("video", "audio", "text")
+HEAD_ROLES = ("video_va", "audio_va", "va_vat", "text_vat", "audio_text", "text_audio")
 
 
 def _fail(cls: str, name: str, message: str) -> None:
@@ -250,7 +251,12 @@ class MMVConfig:
         modalities: the towers to build, a subset of ``('video', 'audio', 'text')``.
         graph: embedding graph: ``shared``, ``disjoint``, ``fac``, ``fac_relu`` (released models) or
             ``fac_bnrelu``.
-        heads: projection heads by role (``video_va``, ``audio_va``, ``va_vat``, ``text_vat``, ...).
+        heads: projection heads by role (spec section 3.3): ``video_va`` (f_v -> S_va), ``audio_va``
+            (f_a -> S_va), ``va_vat`` (FAC: S_va -> S_vat; disjoint: f_v -> S_vt), ``text_vat`` (f_t -> S_vat),
+            and for an audio-text space of its own (``disjoint`` with ``use_audio_text``) ``audio_text`` and
+            ``text_audio`` (defaults to a linear head of ``audio_text``'s width).
+        use_audio_text: FAC: also route audio through the va->vat head in training (the original keeps it
+            to evaluation so audio never enters that head's BN statistics); disjoint: build the S_at heads.
     """
 
     name: str = "custom"
@@ -261,6 +267,7 @@ class MMVConfig:
     text: TextConfig = field(default_factory=TextConfig)
     heads: dict[str, HeadConfig] = field(default_factory=_released_heads)
     norm: NormConfig = field(default_factory=NormConfig)
+    use_audio_text: bool = False
 
     def validate(self) -> MMVConfig:
         if not self.modalities or any(m not in MODALITIES for m in self.modalities):
@@ -273,8 +280,35 @@ class MMVConfig:
         self.text.validate()
         self.norm.validate()
         for role, head in self.heads.items():
+            if role not in HEAD_ROLES:
+                _fail("MMVConfig", f"heads[{role!r}]", f"unknown head role (known: {HEAD_ROLES})")
             head.validate(f"MMVConfig.heads[{role!r}]")
+        for role in self.required_heads():
+            if role not in self.heads:
+                _fail("MMVConfig", "heads", f"graph {self.graph!r} with {self.modalities} needs a {role!r} head")
+        if self.graph == "shared":
+            dims = {r: self.heads[r].dim for r in self.required_heads()}
+            if len(set(dims.values())) > 1:
+                _fail("MMVConfig", "heads", f"the shared graph embeds every modality in one space: dims differ {dims}")
         return self
+
+    def required_heads(self) -> list[str]:
+        """The head roles this graph and set of modalities builds."""
+        m = set(self.modalities)
+        if self.graph == "shared":
+            table = {"video": "video_va", "audio": "audio_va", "text": "text_vat"}
+            return [table[x] for x in MODALITIES if x in m]
+        roles = []
+        if "video" in m and "audio" in m:
+            roles += ["video_va", "audio_va"]
+        if "video" in m and "text" in m:
+            roles += ["video_va", "va_vat"] if self.graph != "disjoint" else ["va_vat"]
+            roles += ["text_vat"]
+        if "audio" in m and "text" in m and self.graph != "disjoint":
+            roles += ["audio_va", "video_va", "va_vat"] if "video" in m else []
+        if self.graph == "disjoint" and self.use_audio_text and "audio" in m and "text" in m:
+            roles += ["audio_text"]
+        return list(dict.fromkeys(roles))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -295,7 +329,7 @@ class MMVConfig:
                 if not isinstance(value, Mapping):
                     _fail("MMVConfig", "heads", f"must be a mapping, got {type(value).__name__}")
                 kwargs[key] = {r: _build(HeadConfig, h, f"MMVConfig.heads[{r!r}]") for r, h in value.items()}
-            elif key in ("name", "modalities", "graph"):
+            elif key in ("name", "modalities", "graph", "use_audio_text"):
                 kwargs[key] = list(value) if key == "modalities" else value
             else:
                 _fail("MMVConfig", key, "unknown field")

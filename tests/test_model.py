@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from mmv.factory import create_model
+from mmv.losses import MMVLoss
 from training.models import count_parameters
 from training.models import main as models_cli
 
@@ -44,12 +45,11 @@ def test_every_parameter_gets_a_gradient(preset):
     audio = torch.rand(2, cfg.audio.num_samples) * 2 - 1
     text = torch.randint(2, cfg.text.vocab_size, (2, 3, cfg.text.max_words))
     text[:, :, -4:] = 0  # some padding
-    loss = (
-        model.encode_video(video)["repr"].pow(2).mean()
-        + model.encode_audio(audio)["repr"].pow(2).mean()
-        + model.encode_text(text)["repr"].pow(2).mean()
-    )
-    loss.backward()
+    out = model({"video": video, "audio": audio, "text": text})
+    assert set(out) >= {"video_va", "video_vat", "audio_va", "text_vat", "video_repr", "audio_repr", "text_repr"}
+    losses = MMVLoss()(out)
+    assert set(losses) == {"va_loss", "vt_loss", "loss"}
+    losses["loss"].backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
     assert not missing, missing
     assert all(p.requires_grad for p in model.parameters())  # tiny presets train their word table

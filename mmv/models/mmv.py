@@ -1,9 +1,23 @@
-"""The MMV model: one tower per modality, built from an :class:`~mmv.config.MMVConfig`.
+"""The MMV model: one tower per modality and the embedding graph joining them (spec section 3).
 
-This module owns the towers (video backbone, log-mel front end + audio ResNet, text tower) and their
-encoders, which return dicts of named tensors so heads and graphs can add entries (``'va'``, ``'vat'``)
-without changing callers. A model may hold only some modalities (``modalities=['video', 'audio']`` for
-AudioSet-only training).
+Towers: the video backbone, the log-mel front end + audio ResNet, the text tower. Heads project their
+representations into shared spaces according to ``config.graph``:
+
+============  =====================================  ==========================================
+graph         spaces                                 heads
+============  =====================================  ==========================================
+shared        one space (``va`` and ``vat`` are the   one head per modality, reused for every
+              same embedding)                        pairing (video_va, audio_va, text_vat)
+disjoint      S_va (video, audio), S_vt (video, text  separate heads on each representation;
+              as ``vat``), S_at (audio, text, as      audio and text meet only in S_at, built
+              ``at``, only with use_audio_text)      only with ``use_audio_text``
+fac, fac_*    fine S_va (video, audio) -> coarse      video_va on f_v; va_vat on act(z_v,va);
+              S_vat (video, text, audio at eval)     audio_va on f_a; text_vat on f_t
+============  =====================================  ==========================================
+
+``encode_*`` return dicts of named, *not normalised* embeddings: ``{'repr', 'va', 'vat'}`` (and ``'at'``
+for disjoint audio/text with use_audio_text). A model may hold only some modalities
+(``modalities=['video', 'audio']`` for AudioSet-only training).
 
 Inputs at the boundary (see ``shared/ARCHITECTURE.md``):
     video ``[B, T, H, W, 3]`` float in [0, 1]; audio waveform ``[B, S]`` in [-1, 1] at
@@ -18,9 +32,10 @@ import torch
 from torch import nn
 
 from mmv.audio import LogMelSpectrogram
-from mmv.config import MMVConfig
+from mmv.config import HeadConfig, MMVConfig
 from mmv.models.audio_resnet import AudioResNet
 from mmv.models.base import Backbone
+from mmv.models.heads import FacActivation, ProjectionHead
 from mmv.models.s3d import S3DG
 from mmv.models.text import TextTower
 from mmv.models.tsm_resnet import TSMResNet
@@ -35,30 +50,51 @@ def build_video_backbone(cfg: MMVConfig) -> Backbone:
 
 
 class MMV(nn.Module):
-    """Towers for the configured modalities; ``encode_*`` return ``{'repr': [B, d_m]}`` (text: ``[B(, K), d_t]``).
+    """Towers + heads of the configured modalities and graph.
 
     Attributes:
         config: the validated config the model was built from (``text.vocab_size`` follows the
             loaded word vectors).
         vocab: the text vocabulary when one is known (loaded vectors or a checkpoint), else ``None``.
+        heads: ``nn.ModuleDict`` of :class:`ProjectionHead` by role (``video_va``, ``va_vat``, ...).
     """
 
     def __init__(self, config: MMVConfig, load_word_vectors: bool = True, vocab: Vocabulary | None = None) -> None:
         super().__init__()
         config.validate()
         self.vocab = vocab
+        dims: dict[str, int] = {}
         if "video" in config.modalities:
             self.video = build_video_backbone(config)
+            dims["video"] = self.video.output_dim
         if "audio" in config.modalities:
             self.audio_frontend = LogMelSpectrogram(config.audio)
             self.audio = AudioResNet(config.audio, config.norm)
+            dims["audio"] = self.audio.output_dim
         if "text" in config.modalities:
             vectors = None
             if config.text.word_vectors and load_word_vectors:
                 self.vocab, vectors = read_word_vectors(config.text.word_vectors)
                 config = dataclasses.replace(config, text=dataclasses.replace(config.text, vocab_size=len(self.vocab)))
             self.text = TextTower(config.text, vectors)
+            dims["text"] = self.text.output_dim
         self.config = config
+        self.graph = config.graph
+        self.fac_kind = config.graph.split("_", 1)[1] if config.graph.startswith("fac_") else "none"
+        self.heads = nn.ModuleDict()
+        for role in config.required_heads():
+            self.heads[role] = ProjectionHead(self._head_input_dim(role, dims), config.heads[role], config.norm)
+        if self.graph == "disjoint" and "audio_text" in self.heads:
+            text_audio = config.heads.get("text_audio", HeadConfig("linear", config.heads["audio_text"].dim))
+            self.heads["text_audio"] = ProjectionHead(dims["text"], text_audio, config.norm)
+        if self.graph.startswith("fac") and "va_vat" in self.heads:
+            self.fac_activation = FacActivation(self.fac_kind, config.heads["video_va"].dim, config.norm)
+
+    def _head_input_dim(self, role: str, dims: dict[str, int]) -> int:
+        if role == "va_vat" and self.graph.startswith("fac"):
+            return self.config.heads["video_va"].dim  # the FAC coarse head reads the fine space
+        source = {"video_va": "video", "va_vat": "video", "audio_va": "audio", "audio_text": "audio"}
+        return dims[source.get(role, "text")]
 
     @property
     def modalities(self) -> list[str]:
@@ -68,21 +104,91 @@ class MMV(nn.Module):
         if modality not in self.config.modalities:
             raise ValueError(f"this model has no {modality} tower (modalities={self.config.modalities})")
 
+    def _head(self, role: str, x: torch.Tensor) -> torch.Tensor | None:
+        return self.heads[role](x) if role in self.heads else None
+
     def encode_video(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``[B, T, H, W, 3]`` in [0, 1] -> ``{'repr': [B, d_v]}``."""
+        """Clip ``[B, T, H, W, 3]`` (uint8, or float in [0, 1]) -> ``{'repr': [B, d_v], 'va', 'vat'}``."""
         self._need("video")
-        return {"repr": self.video(video)}
+        if video.dtype == torch.uint8:
+            video = video.float().div_(255.0)
+        out = {"repr": self.video(video)}
+        if self.graph == "shared":
+            out["va"] = out["vat"] = self.heads["video_va"](out["repr"])
+        elif self.graph == "disjoint":
+            out |= {"va": self._head("video_va", out["repr"]), "vat": self._head("va_vat", out["repr"])}
+        elif "video_va" in self.heads:
+            out["va"] = self.heads["video_va"](out["repr"])
+            if "va_vat" in self.heads:
+                out["vat"] = self.heads["va_vat"](self.fac_activation(out["va"]))
+        return {k: v for k, v in out.items() if v is not None}
 
     def encode_audio(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Waveform ``[B, S]`` -> ``{'repr': [B, d_a], 'logmel': [B, F, M]}``."""
+        """Waveform ``[B, S]`` -> ``{'repr': [B, d_a], 'logmel': [B, F, M], 'va': [B, d_va], 'vat' | 'at': ...}``.
+
+        With FAC, audio reaches S_vat through the *video's* va->vat head, and only in eval mode unless
+        ``use_audio_text``: in training the losses never pair audio with text, and running audio through
+        that head would mix audio features into its BatchNorm statistics (the original does the same).
+        """
         self._need("audio")
         logmel = self.audio_frontend(audio)
-        return {"repr": self.audio(logmel), "logmel": logmel}
+        out = {"repr": self.audio(logmel), "logmel": logmel}
+        if self.graph == "shared":
+            out["va"] = out["vat"] = self.heads["audio_va"](out["repr"])
+        elif "audio_va" in self.heads:
+            out["va"] = self.heads["audio_va"](out["repr"])
+            if self.graph == "disjoint":
+                if "audio_text" in self.heads:
+                    out["at"] = self.heads["audio_text"](out["repr"])
+            elif "va_vat" in self.heads and (not self.training or self.config.use_audio_text):
+                out["vat"] = self.heads["va_vat"](self.fac_activation(out["va"]))
+        return out
 
     def encode_text(self, text: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Token ids ``[B, L]`` or ``[B, K, L]`` -> ``{'repr': [B, d_t]}`` or ``[B, K, d_t]``."""
+        """Token ids ``[B, L]`` or ``[B, K, L]`` -> ``{'repr': [B(, K), d_t], 'vat': [B(, K), d_vat]}``."""
         self._need("text")
-        return {"repr": self.text(text)}
+        out = {"repr": self.text(text)}
+        if self.graph == "shared":
+            out["va"] = out["vat"] = self.heads["text_vat"](out["repr"])
+        elif "text_vat" in self.heads:
+            out["vat"] = self.heads["text_vat"](out["repr"])
+        if "text_audio" in self.heads:
+            out["at"] = self.heads["text_audio"](out["repr"])
+        return out
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Embeds a training batch into the inputs :class:`mmv.losses.MMVLoss` takes.
+
+        Args:
+            batch: any of ``video`` ``[B, T, H, W, 3]``, ``audio`` ``[B, S]``, ``text`` ``[B, K, L]`` with
+                ``text_mask`` ``[B, K]`` and ``has_text`` ``[B]`` (missing masks mean "all valid").
+
+        Returns:
+            ``video_va``, ``audio_va`` (the video-audio space), ``video_vat``, ``text_vat`` ``[B, K, D]``
+            (the video-text space), ``audio_vat`` when audio reaches the text space in this mode (FAC in eval
+            or with use_audio_text; shared), ``audio_at``/``text_at`` (disjoint with use_audio_text),
+            ``text_mask``, ``has_text``, and the ``*_repr`` representations.
+        """
+        out: dict[str, torch.Tensor] = {}
+        if "video" in batch and "video" in self.config.modalities:
+            v = self.encode_video(batch["video"])
+            out |= {f"video_{k}": t for k, t in v.items()}
+        if "audio" in batch and "audio" in self.config.modalities:
+            a = self.encode_audio(batch["audio"])
+            out |= {f"audio_{k}": t for k, t in a.items() if k != "logmel"}
+        if "text" in batch and "text" in self.config.modalities:
+            text = batch["text"]
+            if text.dim() == 2:
+                text = text[:, None]  # one candidate narration per clip
+            t = self.encode_text(text)
+            out |= {f"text_{k}": x for k, x in t.items()}
+            b, k = text.shape[:2]
+            mask = batch.get("text_mask")
+            mask = torch.ones(b, k, dtype=torch.bool, device=text.device) if mask is None else mask.bool()
+            has_text = batch.get("has_text")
+            out["text_mask"] = mask if has_text is None else mask & has_text.bool()[:, None]
+            out["has_text"] = out["text_mask"].any(dim=1)
+        return out
 
     def tokenize(self, texts: list[str] | list[list[str]]) -> torch.Tensor:
         """Encodes captions with the model's vocabulary: ``[B, L]`` (or ``[B, K, L]`` for lists of lists)."""
