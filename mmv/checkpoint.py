@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from mmv.config import MMVConfig
+from mmv.fileio import atomic_dir
 
 FORMAT = "mmv-checkpoint"
 FORMAT_VERSION = 1
@@ -64,9 +63,7 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: d
     from mmv import __version__
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         header = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -79,17 +76,6 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: d
         save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
         if getattr(model, "vocab", None) is not None:
             model.vocab.save(tmp / VOCAB_FILE)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
