@@ -1,0 +1,189 @@
+"""Build a clip manifest (``docs/formats.md``) from a dataset on disk.
+
+Usage::
+
+    python -m training.prepare toyworld data/toyworld --out data/toyworld.parquet
+    python -m training.prepare howto100m videos/ caption.json --out howto.parquet [--clip-seconds 3.2 | --per-video]
+    python -m training.prepare audioset eval_segments.csv clips/ --labels class_labels_indices.csv --out as.parquet
+    python -m training.prepare folder my_videos/ --out mine.parquet
+    python -m training.prepare classes images/ --modality image --out images.csv
+    python -m training.prepare esc50 ESC-50-master/ --test-fold 5 --out esc50.parquet
+    python -m training.prepare ucf101 UCF-101/ ucfTrainTestlist/ --split-index 1 --out ucf101.parquet
+    python -m training.prepare hmdb51 hmdb51/ testTrainMulti_7030_splits/ --out hmdb51.parquet
+
+The reader of the layout (:mod:`mmv.data.readers`) lists the clips; then every referenced file is checked to
+exist and, with ``--probe``, opened (``mmv.data.media.video_info`` / ``audio_info``; images: OpenCV's header
+check) so unreadable files are dropped before training finds them. Prints the clips per split and what was
+skipped, and writes the manifest (``.parquet`` or ``.csv``, paths relative to its directory when inside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+
+import pandas as pd
+from tqdm import tqdm
+
+from mmv.data import media, readers
+from mmv.data.manifest import PATH_COLUMNS, SPLITS, save_manifest
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.prepare", description=__doc__.split("\n\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", required=True, help="the manifest to write (.parquet or .csv)")
+    common.add_argument("--probe", action="store_true", help="open every media file and drop unreadable ones")
+    common.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sub = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
+
+    p = sub.add_parser("toyworld", parents=[common], help="ToyWorld: ROOT/manifest.parquet")
+    p.add_argument("root")
+
+    p = sub.add_parser("howto100m", parents=[common], help="HowTo100M videos + caption.json or captions CSV")
+    p.add_argument("videos_dir")
+    p.add_argument("captions")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--clip-seconds", type=float, default=3.2, help="minimum clip length (default 3.2)")
+    length.add_argument("--per-video", action="store_true", help="one row per video instead of per caption")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.01)
+    p.add_argument("--test-fraction", type=float, default=0.0)
+
+    p = sub.add_parser("audioset", parents=[common], help="AudioSet segments CSV + downloaded clips")
+    p.add_argument("segments_csv")
+    p.add_argument("clips_dir")
+    p.add_argument("--labels", help="class_labels_indices.csv (display names)")
+    p.add_argument("--split", choices=SPLITS, help="default: test for *eval* CSVs, else train")
+    p.add_argument("--full-videos", action="store_true", help="<YTID>.<ext> files are whole videos")
+
+    p = sub.add_parser("folder", parents=[common], help="every video under ROOT, with .srt/.vtt sidecars")
+    p.add_argument("root")
+    p.add_argument("--split", choices=SPLITS, default="train")
+
+    p = sub.add_parser("classes", parents=[common], help="ROOT/[split/]<class>/<file>")
+    p.add_argument("root")
+    p.add_argument("--modality", choices=("video", "audio", "image"), default="video")
+    p.add_argument("--split", choices=SPLITS, default="train", help="split when ROOT has no split folders")
+
+    p = sub.add_parser("esc50", parents=[common], help="ESC-50: ROOT/meta/esc50.csv + ROOT/audio")
+    p.add_argument("root")
+    p.add_argument("--test-fold", type=int, choices=(1, 2, 3, 4, 5), help="fold put in the test split")
+
+    for name in ("ucf101", "hmdb51"):
+        p = sub.add_parser(name, parents=[common], help=f"{name.upper()} videos + official split lists")
+        p.add_argument("videos_root")
+        p.add_argument("splits_dir")
+        p.add_argument("--split-index", type=int, choices=(1, 2, 3), default=1, help="official split 1, 2 or 3")
+    return parser
+
+
+def read_source(args: argparse.Namespace) -> pd.DataFrame:
+    """Runs the reader that ``args.source`` names."""
+    s = args.source
+    if s == "toyworld":
+        return readers.read_toyworld(args.root)
+    if s == "howto100m":
+        return readers.read_howto100m(
+            args.videos_dir,
+            args.captions,
+            clip_seconds=None if args.per_video else args.clip_seconds,
+            split_seed=args.split_seed,
+            val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
+        )
+    if s == "audioset":
+        return readers.read_audioset(
+            args.segments_csv, args.clips_dir, args.labels, split=args.split, full_videos=args.full_videos
+        )
+    if s == "folder":
+        return readers.read_video_folder(args.root, split=args.split)
+    if s == "classes":
+        return readers.read_class_folders(args.root, modality=args.modality, split=args.split)
+    if s == "esc50":
+        return readers.read_esc50(args.root, test_fold=args.test_fold)
+    return readers.read_ucf_hmdb(args.videos_root, args.splits_dir, dataset=s, split=args.split_index)
+
+
+def _probers() -> dict[str, Callable[[str], object]]:
+    """``column -> function raising MediaError on an unreadable file``."""
+
+    def image_info(path: str) -> object:
+        import cv2
+
+        if not cv2.haveImageReader(path):
+            raise media.MediaError(path, "not a readable image")
+        return None
+
+    return {"video_path": media.video_info, "audio_path": media.audio_info, "image_path": image_info}
+
+
+def check_files(df: pd.DataFrame, probe: bool = False, progress: bool = True) -> tuple[pd.DataFrame, int, int]:
+    """Drops rows with a missing file, and with ``probe`` a file that cannot be opened.
+
+    Each distinct file is checked once (HowTo100M clips of one video share it), under a progress bar.
+
+    Returns:
+        ``(kept rows, rows dropped for a missing file, rows dropped for an unreadable one)``; ``attrs`` are kept.
+    """
+    probers = _probers() if probe else {}
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+    if probe:
+        errors = (media.MediaError, *errors)
+    files = list(dict.fromkeys((col, p) for col in PATH_COLUMNS for p in df[col] if p is not None))
+    status: dict[tuple[str, str], str] = {}  # "ok", "missing" or "unreadable"
+    for col, path in tqdm(files, desc="checking files", unit="file", disable=not progress):
+        if not os.path.isfile(path):
+            status[col, path] = "missing"
+            continue
+        status[col, path] = "ok"
+        if probe:
+            try:
+                probers[col](path)
+            except errors as err:
+                logging.getLogger(__name__).info("unreadable %s: %s", path, err)
+                status[col, path] = "unreadable"
+
+    keep, missing, unreadable = [], 0, 0
+    for paths in zip(*(df[c] for c in PATH_COLUMNS)):
+        states = {status[col, p] for col, p in zip(PATH_COLUMNS, paths) if p is not None}
+        missing += "missing" in states
+        unreadable += "unreadable" in states and "missing" not in states
+        keep.append(states <= {"ok"})
+    kept = df[pd.Series(keep, index=df.index, dtype=bool)].reset_index(drop=True)
+    kept.attrs = dict(df.attrs)
+    return kept, missing, unreadable
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m training.prepare``; returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = _build_parser().parse_args(argv)
+    try:
+        df = read_source(args)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    not_found = int(df.attrs.get("skipped", 0))
+    df, missing, unreadable = check_files(df, probe=args.probe, progress=not args.no_progress)
+    if df.empty:
+        print("error: no clips left to write", file=sys.stderr)
+        return 1
+    save_manifest(df, args.out)
+
+    counts = df["split"].value_counts()
+    print(f"wrote {len(df)} clips ({args.source}) to {args.out}")
+    for split in SPLITS:
+        print(f"  {split}: {int(counts.get(split, 0))}")
+    detail = f"listed but not found: {not_found}, missing on check: {missing}"
+    if args.probe:
+        detail += f", unreadable: {unreadable}"
+    print(f"skipped: {not_found + missing + unreadable} ({detail})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
