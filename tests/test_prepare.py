@@ -8,49 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from layouts import esc50_layout
 
 from mmv.data.manifest import load_manifest
 from mmv.data.media import write_audio
 from mmv.data.readers import read_esc50
 from training.prepare import check_files, main
-
-ESC50_META = """\
-filename,fold,target,category,esc10,src_file,take
-1-100032-A-0.wav,1,0,dog,True,100032,A
-1-100038-A-14.wav,1,14,chirping_birds,False,100038,A
-2-100648-A-43.wav,2,43,chainsaw,False,100648,A
-5-103415-A-2.wav,5,2,pig,False,103415,A
-5-9032-A-0.wav,5,0,dog,True,9032,A
-"""
-
-
-def esc50_layout(root: Path) -> Path:
-    """An ESC-50 checkout with one listed file missing."""
-    (root / "meta").mkdir(parents=True)
-    (root / "meta" / "esc50.csv").write_text(ESC50_META, encoding="utf-8")
-    (root / "audio").mkdir()
-    for name in ("1-100032-A-0.wav", "1-100038-A-14.wav", "2-100648-A-43.wav", "5-9032-A-0.wav"):
-        (root / "audio" / name).write_bytes(b"\0")
-    return root
-
-
-def ucf101_layout(tmp_path: Path) -> tuple[Path, Path]:
-    """UCF-101/<class>/<file> and split lists; one listed video missing."""
-    videos, lists = tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist"
-    names = [
-        "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi",
-        "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi",
-        "HandstandPushups/v_HandStandPushups_g08_c01.avi",
-        "YoYo/v_YoYo_g01_c01.avi",
-    ]
-    for name in names:
-        (videos / name).parent.mkdir(parents=True, exist_ok=True)
-        (videos / name).write_bytes(b"\0")
-    lists.mkdir()
-    (lists / "classInd.txt").write_text("1 ApplyEyeMakeup\n37 HandstandPushups\n101 YoYo\n")
-    (lists / "trainlist01.txt").write_text(f"{names[0]} 1\n{names[2]} 37\nYoYo/v_YoYo_g09_c01.avi 101\n")
-    (lists / "testlist01.txt").write_text(f"{names[1]}\n{names[3]}\n")
-    return videos, lists
 
 
 def _howto_layout(tmp_path: Path) -> tuple[Path, Path]:
@@ -137,17 +100,3 @@ def test_prepare_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert not (tmp_path / "m.parquet").exists()
     with pytest.raises(SystemExit):
         main(["esc50", str(tmp_path)])  # --out is required
-
-
-def test_prepare_probe_with_real_media_module(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The lazily imported mmv.data.media keeps a real WAV and drops placeholder bytes."""
-    pytest.importorskip("mmv.data.media")
-    import numpy as np
-    import soundfile as sf
-
-    root = esc50_layout(tmp_path / "esc")
-    sf.write(root / "audio" / "1-100032-A-0.wav", np.zeros(1600, dtype=np.float32), 16000)
-    out = tmp_path / "esc.csv"
-    assert main(["esc50", str(root), "--probe", "--out", str(out), "--no-progress"]) == 0
-    assert load_manifest(out)["clip_id"].tolist() == ["1-100032-A-0"]
-    assert "skipped: 4 (listed but not found: 1, missing on check: 0, unreadable: 3)" in capsys.readouterr().out

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from layouts import esc50_layout, touch
 
 from mmv.data.manifest import load_manifest, save_manifest
 from mmv.data.readers import (
@@ -23,13 +24,6 @@ from mmv.data.readers import (
     read_ucf_hmdb,
     read_video_folder,
 )
-
-
-def _touch(root: Path, *names: str) -> None:
-    for name in names:
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"\0")
 
 
 def _cues(*triples: tuple[float, float, str]) -> list[dict]:
@@ -124,7 +118,7 @@ def test_parse_vtt(case: str) -> None:
 
 def test_read_toyworld(tmp_path: Path) -> None:
     root = tmp_path / "toyworld"
-    _touch(root, "clips/000000.mp4", "clips/000001.mp4")
+    touch(root, "clips/000000.mp4", "clips/000001.mp4")
     df = pd.DataFrame(
         {
             "clip_id": ["toyworld/000000", "toyworld/000001", "toyworld/000002"],
@@ -162,7 +156,7 @@ HOWTO_CAPTIONS = {
 
 def _howto_layout(tmp_path: Path, fmt: str) -> tuple[Path, Path]:
     videos = tmp_path / "videos"
-    _touch(videos, "vidA.mp4", "vidA.webm", "vid_B-2.webm", "sub/vidC.mkv", "uncaptioned.mp4", "notes.txt")
+    touch(videos, "vidA.mp4", "vidA.webm", "vid_B-2.webm", "sub/vidC.mkv", "uncaptioned.mp4", "notes.txt")
     if fmt == "json":
         path = tmp_path / "caption.json"
         path.write_text(json.dumps(HOWTO_CAPTIONS), encoding="utf-8")
@@ -230,7 +224,7 @@ def test_howto100m_split_by_video_never_straddles(tmp_path: Path) -> None:
     captions = {}
     for i in range(60):
         vid = f"v{i:03d}"
-        _touch(videos, f"{vid}.mp4")
+        touch(videos, f"{vid}.mp4")
         captions[vid] = {"start": [0.0, 10.0, 20.0], "end": [1.0, 11.0, 21.0], "text": ["a", "b", "c"]}
     (tmp_path / "caption.json").write_text(json.dumps(captions), encoding="utf-8")
 
@@ -296,7 +290,7 @@ index,mid,display_name
 
 def _audioset_layout(tmp_path: Path) -> tuple[Path, Path, Path]:
     clips = tmp_path / "clips"
-    _touch(
+    touch(
         clips,
         "--PJHxphWEs_30000.flac",  # <YTID>_<start_ms>
         "--PJHxphWEs_30000.mp4",  # same stem, audio preferred
@@ -371,7 +365,7 @@ def test_read_audioset_options(tmp_path: Path) -> None:
 
 def test_read_video_folder(tmp_path: Path) -> None:
     root = tmp_path / "mine"
-    _touch(root, "cooking/egg.mp4", "talk.webm", "plain.mkv", "clip.avi", ".hidden.mp4", ".cache/x.mp4", "readme.txt")
+    touch(root, "cooking/egg.mp4", "talk.webm", "plain.mkv", "clip.avi", ".hidden.mp4", ".cache/x.mp4", "readme.txt")
     (root / "cooking" / "egg.srt").write_bytes(
         b"\xef\xbb\xbf1\r\n00:00:02,000 --> 00:00:03,000\r\n<i>crack</i>\r\n\r\n2\r\n00:00:00,000 --> 00:00:01,000\r\n"
         b"heat the pan\r\n"
@@ -397,7 +391,7 @@ def test_read_video_folder(tmp_path: Path) -> None:
 
 def test_read_class_folders_flat(tmp_path: Path) -> None:
     root = tmp_path / "sounds"
-    _touch(root, "dog/a.wav", "dog/deeper/b.flac", "cat/c.mp3", "cat/notes.txt", "loose.wav")
+    touch(root, "dog/a.wav", "dog/deeper/b.flac", "cat/c.mp3", "cat/notes.txt", "loose.wav")
     df = read_class_folders(root, modality="audio")
     assert df["clip_id"].tolist() == ["cat/c.mp3", "dog/a.wav", "dog/deeper/b.flac"]
     assert df["audio_path"].tolist() == [str(root / p) for p in df["clip_id"]]
@@ -408,7 +402,7 @@ def test_read_class_folders_flat(tmp_path: Path) -> None:
 
 def test_read_class_folders_with_splits(tmp_path: Path) -> None:
     root = tmp_path / "images"
-    _touch(root, "train/cat/1.jpg", "train/dog/2.PNG", "validation/cat/3.jpeg", "test/dog/4.webp", "train/x.jpg")
+    touch(root, "train/cat/1.jpg", "train/dog/2.PNG", "validation/cat/3.jpeg", "test/dog/4.webp", "train/x.jpg")
     df = read_class_folders(root, modality="image")
     assert df["clip_id"].tolist() == ["test/dog/4.webp", "train/cat/1.jpg", "train/dog/2.PNG", "validation/cat/3.jpeg"]
     assert df["split"].tolist() == ["test", "train", "train", "val"]
@@ -421,22 +415,6 @@ def test_read_class_folders_with_splits(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------------
 # ESC-50, UCF101, HMDB51
 # ---------------------------------------------------------------------------------------------------
-
-ESC50_META = """\
-filename,fold,target,category,esc10,src_file,take
-1-100032-A-0.wav,1,0,dog,True,100032,A
-1-100038-A-14.wav,1,14,chirping_birds,False,100038,A
-2-100648-A-43.wav,2,43,chainsaw,False,100648,A
-5-103415-A-2.wav,5,2,pig,False,103415,A
-5-9032-A-0.wav,5,0,dog,True,9032,A
-"""
-
-
-def esc50_layout(root: Path) -> Path:
-    (root / "meta").mkdir(parents=True)
-    (root / "meta" / "esc50.csv").write_text(ESC50_META, encoding="utf-8")
-    _touch(root / "audio", "1-100032-A-0.wav", "1-100038-A-14.wav", "2-100648-A-43.wav", "5-9032-A-0.wav")
-    return root
 
 
 def test_read_esc50(tmp_path: Path) -> None:
@@ -461,7 +439,7 @@ def ucf101_layout(tmp_path: Path, flat: bool = False) -> tuple[Path, Path]:
         "HandstandPushups/v_HandStandPushups_g08_c01.avi",
         "YoYo/v_YoYo_g01_c01.avi",
     ]
-    _touch(videos, *[Path(n).name if flat else n for n in names])
+    touch(videos, *[Path(n).name if flat else n for n in names])
     lists.mkdir()
     crlf = "\r\n"
     (lists / "classInd.txt").write_text(crlf.join(["1 ApplyEyeMakeup", "37 HandstandPushups", "101 YoYo", ""]))
@@ -502,7 +480,7 @@ def test_read_ucf101(tmp_path: Path, flat: bool) -> None:
 
 def test_read_hmdb51(tmp_path: Path) -> None:
     videos, splits = tmp_path / "hmdb51", tmp_path / "testTrainMulti_7030_splits"
-    _touch(
+    touch(
         videos, "brush_hair/a_brush_hair_0.avi", "brush_hair/b_brush_hair_1.avi", "brush_hair/c.avi", "cartwheel/d.avi"
     )
     splits.mkdir()
@@ -540,7 +518,7 @@ def test_readers_round_trip_through_files(tmp_path: Path) -> None:
 def test_readers_return_absolute_paths_from_relative_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     esc50_layout(tmp_path / "esc")
-    _touch(tmp_path, "mine/a.mp4", "cls/dog/b.wav")
+    touch(tmp_path, "mine/a.mp4", "cls/dog/b.wav")
     videos, captions = _howto_layout(tmp_path, "json")
     frames = [
         read_esc50("esc"),
