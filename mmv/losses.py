@@ -8,21 +8,25 @@ Formulation. MMV's exact variant is not published, so we follow the spec: the MI
 ``z`` the L2-normalised embeddings and ``S[i, j, k] = z_v[i] · z_t[j, k] / τ``, the loss of clip ``i`` is::
 
     loss_i = logsumexp(den_i) − logsumexp_k S[i, i, k]
-    den_i  = {S[i, j, k] : all j, k}  ∪  {S[j, i, k] : all j, k}      (a concatenation, 2·B·K terms)
+    den_i  = {S[i, j, k] : all j, k}  ∪  {S[j, i, k] : all j, k}
 
-i.e. the denominator holds clip i's row (its video against every bag of narrations) and its column (every
-video against its own bag). The positives ``S[i, i, :]`` sit in both halves and are therefore counted
-*twice*, exactly as in the reference's ``cat((x, x.permute(1, 0, 2)), dim=1)``. The batch loss is the mean
-of ``loss_i`` over clips that have at least one valid narration. NCE is the case K = 1, and since swapping
-the two modalities swaps rows with columns, ``NCE(a, b) == NCE(b, a)``.
+i.e. the denominator holds every pair in clip i's row (its video against every bag of narrations) and in
+its column (every video against its own bag). By default each pair counts once, so the positives
+``S[i, i, :]``, which lie in both, appear once. The reference code instead concatenates row and column
+(``cat((x, x.permute(1, 0, 2)), dim=1)``), counting the positives twice; ``duplicate_positives=True``
+reproduces that exactly. The batch loss is the mean of ``loss_i`` over clips that have at least one valid
+narration. NCE is the case K = 1, and since swapping the two modalities swaps rows with columns,
+``NCE(a, b) == NCE(b, a)`` either way.
 
-A consequence of counting the positives twice: the loss never reaches 0. For perfectly aligned, orthogonal
-unit embeddings (``S[i, i, :] = 1/τ``, everything else 0) with ``K_j`` valid candidates in bag ``j``, the
-row holds ``K_i`` positives and ``Σ_{j≠i} K_j`` zeros, the column ``K_i`` positives and ``(B − 1) K_i`` zeros::
+The analytic limit. For perfectly aligned, orthogonal unit embeddings (``S[i, i, :] = 1/τ``, everything
+else 0) with ``K_j`` valid candidates in bag ``j``, the row holds ``K_i`` positives and ``Σ_{j≠i} K_j``
+zeros, the column ``(B − 1) K_i`` more zeros (plus, with duplicated positives, ``K_i`` positives again)::
 
-    loss_i = log(2 + e^{−1/τ} (Σ_{j≠i} K_j / K_i + B − 1))   ->  log 2   as τ -> 0
+    loss_i = log(1 + e^{−1/τ} (Σ_{j≠i} K_j / K_i + B − 1))   ->  0       as τ -> 0   (default)
+    loss_i = log(2 + e^{−1/τ} (Σ_{j≠i} K_j / K_i + B − 1))   ->  log 2   (duplicate_positives)
 
-(``log(2 + 2 (B − 1) e^{−1/τ})`` for NCE). The floor is ``log 2``, which is expected.
+(``log(1 + 2 (B − 1) e^{−1/τ})`` for NCE). The two variants differ by how much weight the positives get
+in the denominator; the gradients of the negatives have the same form.
 
 Temperature. τ = 0.07 is the spec's value (MMV, and VATT "following MMV"); with unit vectors the logits lie
 in ``[−1/τ, 1/τ] ≈ [−14.3, 14.3]``.
@@ -60,7 +64,12 @@ def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
 
 
 def _mil_nce_core(
-    video: torch.Tensor, text: torch.Tensor, valid: torch.Tensor, temperature: float, normalize: bool
+    video: torch.Tensor,
+    text: torch.Tensor,
+    valid: torch.Tensor,
+    temperature: float,
+    normalize: bool,
+    duplicate_positives: bool = False,
 ) -> torch.Tensor:
     """The masked MIL-NCE on one (already gathered) batch; see the module docstring.
 
@@ -88,10 +97,14 @@ def _mil_nce_core(
     # are swapped for zeros (finite, and cut from the graph by the where below).
     keep = has_text[:, None]
     row = torch.where(keep, scores.reshape(b, b * k), 0.0)  # [B, B*K]  S[i, :, :]
-    col = torch.where(keep, scores.transpose(0, 1).reshape(b, b * k), 0.0)  # [B, B*K]  S[:, i, :]
+    col = scores.transpose(0, 1)  # [B, B, K]  col[i, j, k] = S[j, i, k]
+    if not duplicate_positives:  # the positives S[i, i, :] are already in the row
+        eye = torch.eye(b, dtype=torch.bool, device=scores.device)[:, :, None]
+        col = col.masked_fill(eye, float("-inf"))
+    col = torch.where(keep, col.reshape(b, b * k), 0.0)  # [B, B*K]
     pos = torch.where(keep, torch.diagonal(scores, dim1=0, dim2=1).T, 0.0)  # [B, K]  S[i, i, :]
-    # logsumexp over the concatenation [row, col] == logaddexp of the two halves' logsumexps.
-    den = torch.logaddexp(torch.logsumexp(row, dim=1), torch.logsumexp(col, dim=1))  # [B]
+    # One logsumexp over [row, col]: the row always holds the clip's positives, so no term is all −inf.
+    den = torch.logsumexp(torch.cat([row, col], dim=1), dim=1)  # [B]
     per_clip = torch.where(has_text, den - torch.logsumexp(pos, dim=1), 0.0)  # [B]
     # With no valid clip at all this is 0 / 1: a zero still connected to the inputs, with zero gradient.
     return per_clip.sum() / has_text.sum().clamp_min(1)
@@ -104,14 +117,14 @@ def mil_nce_loss(
     temperature: float = DEFAULT_TEMPERATURE,
     normalize: bool = True,
     gather: bool = False,
+    duplicate_positives: bool = False,
 ) -> torch.Tensor:
     """MIL-NCE between each clip and its bag of K candidate narrations.
 
-    Clip i's positives are its own valid narrations ``S[i, i, :]``; its denominator is its row ``S[i, :, :]``
-    together with its column ``S[:, i, :]`` (2·B·K terms, the positives counted in both halves as in the
-    MIL-NCE reference); the loss is the mean over clips with ≥ 1 valid narration of
-    ``logsumexp(denominator) − logsumexp(positives)``. Perfectly aligned embeddings give ``log 2``, not 0
-    (module docstring).
+    Clip i's positives are its own valid narrations ``S[i, i, :]``; its denominator is every pair in its row
+    ``S[i, :, :]`` and its column ``S[:, i, :]``; the loss is the mean over clips with ≥ 1 valid narration of
+    ``logsumexp(denominator) − logsumexp(positives)``. Perfectly aligned embeddings give a loss that falls to
+    0 as τ -> 0 (module docstring).
 
     Args:
         video: clip embeddings.
@@ -122,6 +135,8 @@ def mil_nce_loss(
         normalize: L2-normalise both embeddings first (MMV does); ``False`` uses raw dot products.
         gather: gather video, text and mask from all ranks first (negatives from the global batch); the
             value then equals the single-process loss on the concatenated batch.
+        duplicate_positives: count the positives in both the row and the column, as the MIL-NCE reference
+            code's concatenation does (its loss floor is log 2).
 
     Returns:
         The scalar loss, on the inputs' device, in their promoted dtype (at least float32). If no clip has
@@ -149,7 +164,7 @@ def mil_nce_loss(
         # Always gather the (materialised) mask, so every rank runs the same collectives.
         video, text = all_gather_with_grad(video), all_gather_with_grad(text)
         valid = all_gather_no_grad(valid)
-    return _mil_nce_core(video, text, valid, temperature, normalize)
+    return _mil_nce_core(video, text, valid, temperature, normalize, duplicate_positives)
 
 
 def nce_loss(
@@ -159,13 +174,14 @@ def nce_loss(
     normalize: bool = True,
     mask: torch.Tensor | None = None,
     gather: bool = False,
+    duplicate_positives: bool = False,
 ) -> torch.Tensor:
     """NCE between paired embeddings: :func:`mil_nce_loss` with one candidate (K = 1).
 
     Pair i's positive is ``S[i, i] = z_a[i] · z_b[i] / τ``; its denominator is row i (``a_i`` against every
-    ``b_j``) and column i (every ``a_j`` against ``b_i``), the positive counted in both. Swapping a and b
-    swaps rows and columns, so the loss is symmetric. Aligned orthogonal embeddings give
-    ``log(2 + 2 (B − 1) e^{−1/τ})``, which falls to ``log 2`` as τ -> 0.
+    ``b_j``) and column i (every ``a_j`` against ``b_i``), the positive once. Swapping a and b swaps rows and
+    columns, so the loss is symmetric. Aligned orthogonal embeddings give ``log(1 + 2 (B − 1) e^{−1/τ})``,
+    which falls to 0 as τ -> 0.
 
     Args:
         a: first modality (e.g. video in S_va).
@@ -174,6 +190,7 @@ def nce_loss(
         normalize: L2-normalise both embeddings first.
         mask: which pairs take part (``None``: all); a masked pair is removed from the batch entirely.
         gather: gather a, b and mask from all ranks first.
+        duplicate_positives: see :func:`mil_nce_loss`.
 
     Returns:
         The scalar loss (see :func:`mil_nce_loss`).
@@ -192,6 +209,7 @@ def nce_loss(
         temperature=temperature,
         normalize=normalize,
         gather=gather,
+        duplicate_positives=duplicate_positives,
     )
 
 
@@ -212,6 +230,7 @@ class MMVLoss(nn.Module):
         lambda_vt: weight of the video-text MIL-NCE in S_vat.
         lambda_at: weight of an audio-text MIL-NCE; 0 (off) as in MMV's FAC training.
         gather: take negatives from every rank (see :mod:`mmv.distributed`).
+        duplicate_positives: count positives twice in the denominator, as the MIL-NCE reference code does.
     """
 
     def __init__(
@@ -221,6 +240,7 @@ class MMVLoss(nn.Module):
         lambda_vt: float = 1.0,
         lambda_at: float = 0.0,
         gather: bool = True,
+        duplicate_positives: bool = False,
     ) -> None:
         super().__init__()
         if temperature <= 0:
@@ -230,11 +250,12 @@ class MMVLoss(nn.Module):
         self.lambda_vt = lambda_vt
         self.lambda_at = lambda_at
         self.gather = gather
+        self.duplicate_positives = duplicate_positives
 
     def extra_repr(self) -> str:
         return (
             f"temperature={self.temperature}, lambda_va={self.lambda_va}, lambda_vt={self.lambda_vt}, "
-            f"lambda_at={self.lambda_at}, gather={self.gather}"
+            f"lambda_at={self.lambda_at}, gather={self.gather}, duplicate_positives={self.duplicate_positives}"
         )
 
     @staticmethod
@@ -264,7 +285,7 @@ class MMVLoss(nn.Module):
             - text_mask: ``[B, K]``; has_text: ``[B]``
             - every output: ``[]``
         """
-        kw = {"temperature": self.temperature, "gather": self.gather}
+        kw = {"temperature": self.temperature, "gather": self.gather, "duplicate_positives": self.duplicate_positives}
         out: dict[str, torch.Tensor] = {}
         if self.lambda_va != 0 and "video_va" in emb and "audio_va" in emb:
             out["va_loss"] = self.lambda_va * nce_loss(emb["video_va"], emb["audio_va"], **kw)

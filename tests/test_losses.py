@@ -17,9 +17,18 @@ def _lse(xs: list[torch.Tensor]) -> torch.Tensor:
 
 
 def naive_mil_nce(
-    video: torch.Tensor, text: torch.Tensor, mask: torch.Tensor, tau: float, normalize: bool = True
+    video: torch.Tensor,
+    text: torch.Tensor,
+    mask: torch.Tensor,
+    tau: float,
+    normalize: bool = True,
+    duplicate_positives: bool = False,
 ) -> torch.Tensor:
-    """The MIL-NCE reference formulation with explicit loops over i, j, k (masked entries simply skipped)."""
+    """MIL-NCE with explicit loops over i, j, k (masked entries simply skipped).
+
+    The denominator is every pair of row i and column i, each once; with ``duplicate_positives`` the column
+    keeps the diagonal too, as the reference code's concatenation does.
+    """
     b, k_max, _ = text.shape
     has = [bool(mask[i].any()) for i in range(b)]
 
@@ -35,7 +44,13 @@ def naive_mil_nce(
             continue
         pos = [s(i, i, k) for k in range(k_max) if mask[i, k]]
         row = [s(i, j, k) for j in range(b) for k in range(k_max) if mask[j, k]]
-        col = [s(j, i, k) for j in range(b) if has[j] for k in range(k_max) if mask[i, k]]
+        col = [
+            s(j, i, k)
+            for j in range(b)
+            if has[j] and (j != i or duplicate_positives)
+            for k in range(k_max)
+            if mask[i, k]
+        ]
         terms.append(_lse(row + col) - _lse(pos))
     return sum(terms) / len(terms)
 
@@ -57,13 +72,14 @@ def _grads(loss: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...
     return torch.autograd.grad(loss, inputs, allow_unused=True, materialize_grads=True)
 
 
+@pytest.mark.parametrize("dup", [False, True], ids=["once", "duplicated"])
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 @pytest.mark.parametrize(("b", "k"), [(1, 1), (2, 3), (4, 1), (5, 4)])
-def test_matches_naive_reference(b: int, k: int, masked: bool) -> None:
+def test_matches_naive_reference(b: int, k: int, masked: bool, dup: bool) -> None:
     video, text, mask = _random_case(b, k, d=6, masked=masked, seed=10 * b + k)
     tau = 0.07
-    ours = mil_nce_loss(video, text, mask if masked else None, temperature=tau)
-    ref = naive_mil_nce(video, text, mask, tau)
+    ours = mil_nce_loss(video, text, mask if masked else None, temperature=tau, duplicate_positives=dup)
+    ref = naive_mil_nce(video, text, mask, tau, duplicate_positives=dup)
     assert ours.dtype == torch.float64 and ours.shape == ()
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-10)
     for g_ours, g_ref in zip(_grads(ours, video, text), _grads(ref, video, text)):
@@ -91,8 +107,13 @@ def test_k1_equals_nce_and_nce_is_symmetric() -> None:
         torch.testing.assert_close(nce, nce_loss(b, a, temperature=0.1, mask=m), rtol=0, atol=1e-12)
 
 
-def test_aligned_orthogonal_embeddings_reach_log2_floor() -> None:
-    """With S[i,i,:] = 1/τ and 0 elsewhere, loss_i = log(2 + e^{-1/τ} (Σ_{j≠i} K_j / K_i + B - 1)) -> log 2."""
+@pytest.mark.parametrize("dup", [False, True], ids=["once", "duplicated"])
+def test_aligned_orthogonal_embeddings_reach_the_analytic_limit(dup: bool) -> None:
+    """S[i,i,:] = 1/τ, 0 elsewhere: loss_i = log(c + e^{-1/τ} (Σ_{j≠i} K_j / K_i + B - 1)) -> log c.
+
+    c = 1 when each pair counts once (the loss tends to 0), c = 2 with duplicated positives (floor log 2).
+    """
+    c = 2.0 if dup else 1.0
     b, k = 4, 3
     video = torch.eye(b, 6, dtype=torch.float64)
     text = video[:, None, :].expand(b, k, 6).clone()  # every narration equals its clip's video
@@ -100,17 +121,17 @@ def test_aligned_orthogonal_embeddings_reach_log2_floor() -> None:
     counts = mask.sum(1).double()
     previous = math.inf
     for tau in [1.0, 0.5, 0.2, 0.1, 0.07, 0.03, 0.01]:
-        loss = mil_nce_loss(video, text, mask, temperature=tau)
+        loss = mil_nce_loss(video, text, mask, temperature=tau, duplicate_positives=dup)
         others = counts.sum() - counts
-        expected = torch.log(2 + math.exp(-1 / tau) * (others / counts + b - 1)).mean()
+        expected = torch.log(c + math.exp(-1 / tau) * (others / counts + b - 1)).mean()
         torch.testing.assert_close(loss, expected, rtol=0, atol=1e-12)
         assert loss < previous
         previous = loss.item()
-    assert previous == pytest.approx(math.log(2), abs=1e-12)  # e^{-100} is far below float64 resolution
-    # NCE (K = 1): log(2 + 2 (B - 1) e^{-1/τ}).
+    assert previous == pytest.approx(math.log(c), abs=1e-12)  # e^{-100} is far below float64 resolution
+    # NCE (K = 1): log(c + 2 (B - 1) e^{-1/τ}).
     for tau in [0.5, 0.07]:
-        loss = nce_loss(video, video.clone(), temperature=tau)
-        assert loss.item() == pytest.approx(math.log(2 + 2 * (b - 1) * math.exp(-1 / tau)), abs=1e-12)
+        loss = nce_loss(video, video.clone(), temperature=tau, duplicate_positives=dup)
+        assert loss.item() == pytest.approx(math.log(c + 2 * (b - 1) * math.exp(-1 / tau)), abs=1e-12)
 
 
 def test_masked_samples_contribute_nothing() -> None:
