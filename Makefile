@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint pytest demo bench clean
+.PHONY: install test lint pytest demo demo-model bench clean
 
 # torch is installed first and pinned: this version has a CPU build on this machine's package index,
 # and a looser pin would pull gigabytes of CUDA packages.
@@ -30,6 +30,11 @@ demo: install
 	@echo "mmv is installed in $(VENV). The app (streamlit run app), the demo model and its bank arrive"
 	@echo "with the training and app issues; for now try:  $(BIN)/mmv-models"
 	$(BIN)/mmv-models
+
+# The demo model: the toy world (generated once, 2000 clips) and tiny_fac trained on it; rerunning resumes.
+demo-model: install
+	test -f models/toyworld/manifest.parquet || $(BIN)/python -m training.make_toyworld --out models/toyworld --clips 2000 --seed 0
+	$(BIN)/python -m training.main --config training/configs/demo_cpu.yaml --resume latest
 
 bench: install
 	$(BIN)/python benchmarks/backbones.py
