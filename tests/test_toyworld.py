@@ -46,8 +46,8 @@ PUBLIC_NAMES = """
     ClipSpec DESCRIBE_TEMPLATES FILLERS GLIDE_SEMITONES GROW_SCALE LABEL_COLUMNS MAX_PARTIAL_HZ MOTIONS MOTION_WORDS
     NOISES OFF_TOPIC ObjectSpec PULSE_RATES_HZ SECOND_OBJECT_GAIN SECOND_TEMPLATES SHAPES SHAPE_TIMBRE SHAPE_WORDS
     SILENT_SECOND_TEMPLATES SIZES SIZE_GAIN SIZE_RADIUS SIZE_WORDS SOUND_WORDS ToyWorldConfig UNIT_SHAPES
-    assign_splits balanced_attributes clip_name clip_spec generate make_captions motion_envelope object_trajectory
-    render_video sample_attributes synthesize_audio vocabulary_words write_clip
+    assign_splits balanced_attributes clean_description clip_name clip_spec generate make_captions motion_envelope
+    object_trajectory render_video sample_attributes synthesize_audio vocabulary_words write_clip
 """.split()
 
 

@@ -73,6 +73,7 @@ from mmv.data.toyworld_narration import (
     SIZE_WORDS,
     SOUND_WORDS,
     _choice,
+    clean_description,
     make_captions,
     vocabulary_words,
 )
@@ -128,6 +129,7 @@ __all__ = [
     "assign_splits",
     "balanced_attributes",
     "clip_name",
+    "clean_description",
     "clip_spec",
     "generate",
     "make_captions",

@@ -180,6 +180,26 @@ def vocabulary_words() -> list[str]:
     return sorted({w for text in texts for w in text.split()})
 
 
+def clean_description(shape: str, colour: str, motion: str) -> str:
+    """A noise-free description of a primary object, as a query for attribute-level retrieval.
+
+    The first description template (``"a {c} {s} {m}"``) filled with each value's *first* synonym: the plain
+    colour and shape names and the first verb phrase of the motion, e.g. ``clean_description("circle", "red",
+    "right") == "a red circle moves to the right"``. No filler, no stutter, no size (the template has none),
+    so the same attributes always give the same sentence.
+    """
+    for name, table, value in (
+        ("shape", SHAPE_WORDS, shape),
+        ("colour", COLOUR_WORDS, colour),
+        ("motion", MOTION_WORDS, motion),
+    ):
+        if value not in table:
+            raise ValueError(f"clean_description: unknown {name} {value!r} (choose from {tuple(table)})")
+    return DESCRIBE_TEMPLATES[0].format(
+        c=COLOUR_WORDS[colour][0], s=SHAPE_WORDS[shape][0], m=MOTION_WORDS[motion][0][0]
+    )
+
+
 def _choice(rng: np.random.Generator, options: Sequence[Any], p: Sequence[float] | None = None) -> Any:
     """One of ``options`` (with probabilities ``p``), drawn from ``rng``; the attribute sampling uses it too."""
     return options[int(rng.choice(len(options), p=p))]
