@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from mmv.config import MMVConfig
-from mmv.data.dataset import ClipDataset, MixedDataset, SkipCounter, collate_clips
+from mmv.data.dataset import ClipDataset, MixedDataset, SkipCounter, collate_clips, merged_bad_samples
 from mmv.data.manifest import load_manifest
 from mmv.data.transforms import TrainVideoTransform
 from mmv.text import Vocabulary
@@ -199,8 +199,4 @@ class RunSkips:
 
     def bad_samples(self) -> dict[str, str]:
         """``path -> reason`` of every file skipped so far."""
-        out: dict[str, str] = {}
-        for c in self._counters():
-            for path, reason in c.bad_samples().items():
-                out.setdefault(path, reason)
-        return out
+        return merged_bad_samples(self._counters())

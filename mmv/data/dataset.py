@@ -49,7 +49,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,6 +156,15 @@ class SkipCounter:
         for name in os.listdir(self.directory):
             if name.startswith("skips-"):
                 os.unlink(os.path.join(self.directory, name))
+
+
+def merged_bad_samples(counters: Iterable[SkipCounter]) -> dict[str, str]:
+    """``path -> reason`` over several counters (datasets, ranks); the first reason seen for a path wins."""
+    out: dict[str, str] = {}
+    for c in counters:
+        for path, reason in c.bad_samples().items():
+            out.setdefault(path, reason)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -565,8 +574,4 @@ class MixedDataset(Dataset):
     @property
     def bad_samples(self) -> dict[str, str]:
         """``path -> reason`` over every part."""
-        out: dict[str, str] = {}
-        for c in self._counters():
-            for path, reason in c.bad_samples().items():
-                out.setdefault(path, reason)
-        return out
+        return merged_bad_samples(self._counters())
