@@ -27,8 +27,8 @@ pytest: install
 test: lint pytest
 
 demo: install
-	@echo "mmv is installed in $(VENV). The app (streamlit run app), the demo model and its bank arrive"
-	@echo "with the training and app issues; for now try:  $(BIN)/mmv-models"
+	@echo "mmv is installed in $(VENV). The app (streamlit run app) and its bank arrive with the app issue;"
+	@echo "train the demo model with 'make demo-model'. The model presets:"
 	$(BIN)/mmv-models
 
 # The demo model: the toy world (generated once, 2000 clips) and tiny_fac trained on it; rerunning resumes.

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'preset':<15} {'tower':<6} {'backbone':<14} {'input':<22} {'d':>5} {'params':>13}")
+    print(f"{'preset':<15} {'tower':<6} {'backbone':<20} {'input':<22} {'d':>5} {'params':>13}")
     for row in rows:
         for tower in ("video", "audio", "text"):
             if tower not in row:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 backbone = f"words {t['vocab']}x{t['word_dim']}"
                 inp = "ids [B, K, L]"
-            print(f"{row['name']:<15} {tower:<6} {backbone:<14} {inp:<22} {t['output_dim']:>5} {t['params']:>13,}")
+            print(f"{row['name']:<15} {tower:<6} {backbone:<20} {inp:<22} {t['output_dim']:>5} {t['params']:>13,}")
     return 0
 
 
