@@ -27,11 +27,13 @@ pytest: install
 test: lint pytest
 
 demo: install
+	test -f models/demo/model/config.json || $(MAKE) demo-model
 	@echo "mmv is installed in $(VENV). The app (streamlit run app) and its bank arrive with the app issue;"
-	@echo "train the demo model with 'make demo-model'. The model presets:"
+	@echo "the demo model is in models/demo/model (docs/results.md). The model presets:"
 	$(BIN)/mmv-models
 
-# The demo model: the toy world (generated once, 2000 clips) and tiny_fac trained on it; rerunning resumes.
+# The demo model: the toy world (generated once, 2000 clips) and tiny_fac trained on it into models/demo
+# (model/ is the exported checkpoint); rerunning resumes. `make demo` runs it when models/demo/model is missing.
 demo-model: install
 	test -f models/toyworld/manifest.parquet || $(BIN)/python -m training.make_toyworld --out models/toyworld --clips 2000 --seed 0
 	$(BIN)/python -m training.main --config training/configs/demo_cpu.yaml --resume latest

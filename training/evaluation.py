@@ -43,6 +43,10 @@ v2a_attr    video of each clip with audio   audio of every clip with audio      
 a2v_attr    audio of each clip with audio   video of every clip with audio                       S_va
 ==========  ==============================  ===================================================  =====
 
+For ``t2v_attr``, ``v2t_attr`` and ``a2t_attr`` the keys ``<direction>_top1_<attribute>`` (e.g.
+``t2v_attr_top1_shape``) say how often the top-ranked candidate has the query's shape, colour or motion (ties:
+the lowest index), showing which attribute a model has learnt.
+
 Descriptions are deduplicated as candidates (identical sentences would only take several places in the
 ranking), so ``v2t_attr_r1`` / ``a2t_attr_r1`` are the accuracy of a zero-shot classification of the clip
 into the ``(shape, colour, motion)`` triples present in the split (about 120 for 200 test clips; chance about
@@ -110,12 +114,23 @@ def _direction(
     queries: torch.Tensor,
     candidates: torch.Tensor,
     gt: np.ndarray,
+    attributes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    """Adds ``name_<metric>`` for similarity ``queries @ candidates.T`` (skipped when either side is empty)."""
+    """Adds ``name_<metric>`` for similarity ``queries @ candidates.T`` (skipped when either side is empty).
+
+    With ``attributes`` (the query and candidate attribute-value arrays, ``[Q, A]`` and ``[N, A]``) also adds
+    ``name_top1_<attribute>``: how often the top-ranked candidate has the query's value of that attribute.
+    """
     if len(queries) == 0 or len(candidates) == 0:
         return
-    m = retrieval_metrics(queries.double() @ candidates.double().T, gt)
+    sim = queries.double() @ candidates.double().T
+    m = retrieval_metrics(sim, gt)
     out.update({f"{name}_{k}": float(m[k]) for k in METRICS})
+    if attributes is not None:
+        top = sim.argmax(dim=1).numpy()
+        q, c = attributes
+        for i, attr in enumerate(ATTRIBUTES):
+            out[f"{name}_top1_{attr}"] = float(np.mean(q[:, i] == c[top, i]))
 
 
 def _same_clip(query_rows: np.ndarray, candidate_rows: np.ndarray) -> np.ndarray:
@@ -228,12 +243,15 @@ def evaluate_retrieval(
         out["num_descriptions"] = float(len(distinct))
         same = cls[:, None] == cls[None, :]  # [M, M] same attributes
         own = descriptions[cls]  # each clip's own description as a query
+        clip_attrs, desc_attrs = np.array(keys, dtype=object), np.array(distinct, dtype=object)
         if video_vat is not None:
-            _direction(out, "t2v_attr", own, video_vat, same)
-            _direction(out, "v2t_attr", video_vat, descriptions, cls[:, None] == np.arange(len(distinct))[None])
+            _direction(out, "t2v_attr", own, video_vat, same, (clip_attrs, clip_attrs))
+            by_desc = cls[:, None] == np.arange(len(distinct))[None]
+            _direction(out, "v2t_attr", video_vat, descriptions, by_desc, (clip_attrs, desc_attrs))
         if audio_vat is not None:
             a_cls = cls[audible]
-            _direction(out, "a2t_attr", audio_vat[audible], descriptions, a_cls[:, None] == np.arange(len(distinct)))
+            by_desc = a_cls[:, None] == np.arange(len(distinct))[None]
+            _direction(out, "a2t_attr", audio_vat[audible], descriptions, by_desc, (clip_attrs[audible], desc_attrs))
             _direction(out, "t2a_attr", own[audible], audio_vat[audible], a_cls[:, None] == a_cls[None, :])
         if video_va is not None and audio_va is not None:
             a_same = same[np.ix_(audible, audible)]
@@ -243,12 +261,16 @@ def evaluate_retrieval(
 
 
 def format_table(metrics: dict[str, float]) -> str:
-    """The metrics as a plain-text table: one row per direction, columns R@1, R@5, R@10, MedR."""
+    """The metrics as a plain-text table: one row per direction, columns R@1, R@5, R@10, MedR (and, for the
+    attribute-level rows that have them, how often the top-1 item shares each attribute)."""
     directions = list(dict.fromkeys(k.rsplit("_", 1)[0] for k in metrics if k.rsplit("_", 1)[-1] in METRICS))
-    lines = [f"{'direction':<10} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MedR':>6}"]
+    head = f"{'direction':<10} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MedR':>6}"
+    lines = [head + "".join(f" {'top1 ' + a:>12}" for a in ATTRIBUTES)]
     for d in directions:
         r = [metrics.get(f"{d}_{m}", float("nan")) for m in METRICS]
-        lines.append(f"{d:<10} {r[0]:>6.3f} {r[1]:>6.3f} {r[2]:>6.3f} {r[3]:>6.1f}")
+        row = f"{d:<10} {r[0]:>6.3f} {r[1]:>6.3f} {r[2]:>6.3f} {r[3]:>6.1f}"
+        top = [metrics.get(f"{d}_top1_{a}") for a in ATTRIBUTES]
+        lines.append(row + ("".join(f" {t:>12.3f}" for t in top) if None not in top else ""))
     counts = ", ".join(f"{k} {int(v)}" for k, v in metrics.items() if k.startswith("num_"))
     return "\n".join([*lines, counts])
 
