@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
+from train_helpers import single_thread
 
 from mmv import create_model
 from mmv.data.dataset import collate_clips
 from mmv.eval import embed_manifest, retrieval_metrics
-from mmv.eval.retrieval import ground_truth_mask, retrieval_ranks
+from mmv.eval.retrieval import ground_truth_mask, media_groups, ranks_table, retrieval_ranks, zero_shot_retrieval
 
 # ---------------------------------------------------------------------------------------------- metrics
 
@@ -137,6 +139,7 @@ class _Windows(Dataset):
 
 @pytest.fixture(scope="module")
 def tiny_model():
+    single_thread()  # two busy OpenMP threads on two shared cores make these tests several times slower
     torch.manual_seed(0)
     return create_model(
         "tiny_fac", video={"num_frames": T, "frame_size": S}, audio={"duration": 0.5}, text={"vocab_size": 64}
@@ -180,3 +183,112 @@ def test_embed_manifest_takes_a_loader_and_checks_windows(tiny_model) -> None:
         embed_manifest(tiny_model, data, "cpu", num_windows=2)
     with pytest.raises(ValueError, match="num_windows"):
         embed_manifest(tiny_model, loader, "cpu", num_windows=2)
+
+
+# ---------------------------------------------------------------------------------------------- directions
+
+
+def _planted(video: np.ndarray, text: np.ndarray, audio: np.ndarray | None = None, **flags) -> dict:
+    """An :func:`embed_manifest`-like result from given (already normalised) embeddings."""
+    n = len(video)
+    emb = {
+        "index": torch.arange(n),
+        "clip_id": [f"c{i}" for i in range(n)],
+        "video_vat": torch.tensor(video, dtype=torch.float32),
+        "text_vat": torch.tensor(text, dtype=torch.float32),
+        "has_text": torch.tensor(flags.get("has_text", [True] * n)),
+        "has_audio": torch.tensor(flags.get("has_audio", [audio is not None] * n)),
+    }
+    if audio is not None:
+        emb["video_va"] = emb["video_vat"]
+        emb["audio_va"] = emb["audio_vat"] = torch.tensor(audio, dtype=torch.float32)
+    return emb
+
+
+def test_every_direction_on_identity_embeddings_is_perfect() -> None:
+    eye = np.eye(6)
+    results = zero_shot_retrieval(_planted(eye, eye, eye))
+    assert list(results) == ["t2v", "v2t", "v2a", "a2v", "a2t", "t2a"]  # no image embeddings: no i2t
+    for name, m in results.items():
+        assert (m["r1"], m["medr"], m["num_queries"], m["num_candidates"]) == (1.0, 1.0, 6, 6), name
+        assert m["top1"].tolist() == m["query_rows"].tolist()
+    assert results["v2a"]["space"] == "va" and results["t2a"]["space"] == "vat"
+
+
+def test_reversed_order_has_the_known_median_rank() -> None:
+    # Every text query is the same unit vector; candidate j's cosine with it grows with j, so every query ranks
+    # the videos N-1, ..., 0 and clip q's own video comes at rank N - q: MedR 5.5 and R@1 0.1 for N = 10.
+    n = 10
+    angles = np.linspace(1.5, 0.1, n)
+    video = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    text = np.tile([1.0, 0.0], (n, 1))
+    m = zero_shot_retrieval(_planted(video, text), directions=["t2v"])["t2v"]
+    assert m["ranks"].tolist() == list(range(n, 0, -1))
+    assert (m["medr"], m["r1"], m["r5"], m["r10"]) == (5.5, 0.1, 0.5, 1.0)
+    assert m["top1"].tolist() == [n - 1] * n
+
+
+def test_all_ties_give_the_worst_rank_deterministically() -> None:
+    same = np.tile([0.6, 0.8], (5, 1))
+    for _ in range(2):
+        m = zero_shot_retrieval(_planted(same, same), directions=["t2v", "v2t"])
+        assert m["t2v"]["ranks"].tolist() == [5] * 5 and m["v2t"]["ranks"].tolist() == [5] * 5
+        # The exported top-1 is a wrong candidate, consistently with the pessimistic rank.
+        assert all(t != q for t, q in zip(m["t2v"]["top1"], m["t2v"]["query_rows"]))
+
+
+def test_missing_modalities_and_shared_media() -> None:
+    eye = np.eye(4)
+    # Clip 1 has no text (not a text query, not a v2t query), clip 3 no audio (not an audio item).
+    emb = _planted(eye, eye, eye, has_text=[True, False, True, True], has_audio=[True, True, True, False])
+    r = zero_shot_retrieval(emb)
+    assert r["t2v"]["query_rows"].tolist() == [0, 2, 3] and r["t2v"]["num_candidates"] == 4
+    assert r["v2t"]["query_rows"].tolist() == [0, 2, 3] and r["v2t"]["candidate_rows"].tolist() == [0, 2, 3]
+    assert r["a2t"]["query_rows"].tolist() == [0, 2] and r["t2a"]["candidate_rows"].tolist() == [0, 1, 2]
+    # Rows 0 and 1 are one video with two captions: one video candidate, two correct captions for it.
+    video = np.stack([eye[0], eye[0], eye[2], eye[3]])
+    text = np.stack([eye[1], eye[0], eye[2], eye[3]])  # caption 0 is off, caption 1 is the video's
+    shared = zero_shot_retrieval(_planted(video, text), groups=np.array([0, 0, 1, 2]))
+    assert shared["t2v"]["num_candidates"] == 3 and shared["t2v"]["num_queries"] == 4
+    assert shared["v2t"]["num_queries"] == 3 and shared["v2t"]["ranks"].tolist() == [1, 1, 1]
+    table = ranks_table(shared, [f"c{i}" for i in range(4)])
+    assert table[table["direction"] == "v2t"]["query"].tolist() == ["c0", "c2", "c3"]
+    assert table["top1_correct"].tolist() == (table["rank"] == 1).tolist()
+    df = pd.DataFrame({"video_path": ["a", "a", "b", "a"], "start": [0.0, 0.0, 0.0, 5.0], "end": [np.nan] * 4})
+    assert media_groups(df).tolist() == [0, 0, 1, 2]
+
+
+def test_audio_text_prefers_the_disjoint_space() -> None:
+    eye = np.eye(3)
+    emb = _planted(eye, eye, eye)
+    emb["audio_at"] = torch.tensor(eye[::-1].copy(), dtype=torch.float32)  # audio i points at caption 2 - i
+    emb["text_at"] = torch.tensor(eye, dtype=torch.float32)
+    r = zero_shot_retrieval(emb, directions=["a2t"])["a2t"]
+    assert r["space"] == "at" and r["ranks"].tolist() == [3, 1, 3]
+
+
+def test_embed_manifest_representations_and_images(tiny_model) -> None:
+    data = _Windows(rows=2, windows=2)
+    emb = embed_manifest(tiny_model, data, "cpu", outputs={"video_repr", "audio_va"})
+    assert set(emb) & {"video_repr", "video_va", "audio_va", "text_vat"} == {"video_repr", "audio_va"}
+    tiny_model.eval()
+    with torch.no_grad():
+        ref = tiny_model.encode_video(data.video[1])["repr"].mean(0)  # averaged, not normalised
+    torch.testing.assert_close(emb["video_repr"][1], ref, atol=1e-5, rtol=1e-4)
+
+    class Stills(Dataset):
+        num_windows = 1
+
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, i: int) -> dict:
+            return {"image": data.video[i, 0, 0], "clip_id": f"c{i}", "index": i, "window": 0, "labels": {}}
+
+    img = embed_manifest(tiny_model, Stills(), "cpu", outputs={"image_vat"}, image_mode="naive")
+    with torch.no_grad():
+        ref = tiny_model.encode_image(data.video[:, 0, 0], mode="naive")["vat"]
+    torch.testing.assert_close(img["image_vat"], F.normalize(ref, dim=-1), atol=1e-5, rtol=1e-4)
+    assert img["has_image"].all()
+    with pytest.raises(ValueError, match="unknown"):
+        embed_manifest(tiny_model, data, "cpu", outputs={"video_embedding"})

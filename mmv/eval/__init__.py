@@ -1,5 +1,17 @@
-"""Evaluation: zero-shot retrieval metrics and multi-window embeddings (``shared/mmv_spec.md`` section 7.3)."""
+"""Evaluation: zero-shot retrieval, linear probes on frozen features, and the readers of evaluation datasets
+(``shared/mmv_spec.md`` section 7; protocols in ``docs/evaluation.md``)."""
 
-from mmv.eval.retrieval import embed_manifest, retrieval_metrics
+from mmv.eval.features import extract_features
+from mmv.eval.linear_probe import probe, probe_manifest, run_probe
+from mmv.eval.retrieval import embed_manifest, evaluate_zero_shot, retrieval_metrics, zero_shot_retrieval
 
-__all__ = ["embed_manifest", "retrieval_metrics"]
+__all__ = [
+    "embed_manifest",
+    "evaluate_zero_shot",
+    "extract_features",
+    "probe",
+    "probe_manifest",
+    "retrieval_metrics",
+    "run_probe",
+    "zero_shot_retrieval",
+]
