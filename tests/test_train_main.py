@@ -262,7 +262,8 @@ def test_run_writes_config_metrics_checkpoints_model_and_evaluates(tmp_path: Pat
         main(argv)  # a fresh run never mixes with an old one's checkpoints
 
 
-def test_bad_media_are_skipped_counted_and_the_run_continues(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_bad_media_are_skipped_counted_and_the_run_continues(tmp_path: Path, in_memory: bool) -> None:
     df = load_manifest(SAMPLE)
     good = df[df["split"] == "train"].head(5).copy()
     bad = good.head(3).copy()
@@ -276,7 +277,8 @@ def test_bad_media_are_skipped_counted_and_the_run_continues(tmp_path: Path) -> 
 
     run = tmp_path / "run"
     train = f"[{{manifest: '{tmp_path / 'manifest.parquet'}'}}]"
-    summary = main(tiny_args(run, "--data.train", train, "--train.steps", "2"))  # 8 clips = 2 batches: all seen
+    argv = tiny_args(run, "--data.train", train, "--train.steps", "2", "--data.in_memory", str(in_memory).lower())
+    summary = main(argv)  # 8 clips = 2 batches: all seen
 
     assert summary["completed"] and summary["skipped"] == 3
     assert {Path(p).name for p in summary["bad_samples"]} == {"empty.mp4", "truncated.mp4", "missing.mp4"}
@@ -285,6 +287,17 @@ def test_bad_media_are_skipped_counted_and_the_run_continues(tmp_path: Path) -> 
     assert [int(r["step"]) for r in rows] == [1, 2] and rows[-1]["skipped"] == "3"
     assert all(math.isfinite(float(r["loss"])) for r in rows)
     assert steps_of(run) == [1, 2]
+
+
+def test_in_memory_data_trains_exactly_like_decoding(tmp_path: Path) -> None:
+    # Native-size cache: every item equals the decoder's, so the same seed gives the same losses.
+    losses = {}
+    for in_memory in (False, True):
+        run = tmp_path / f"run_{in_memory}"
+        main(tiny_args(run, "--train.steps", "2", "--data.in_memory", str(in_memory).lower()))
+        losses[in_memory] = [float(r["loss"]) for r in read_csv(run / "metrics.csv")]
+    assert len(losses[True]) == 2
+    assert losses[True] == pytest.approx(losses[False], rel=1e-6)
 
 
 def test_periodic_evaluation_through_the_retrieval_hook(tmp_path: Path) -> None:

@@ -69,6 +69,12 @@ class DataConfig:
     jitter_prob: float = 0.0
     crop_scale: list[float] = field(default_factory=lambda: [0.3, 1.0])
     cache_dir: str | None = None  # FLAC cache of audio tracks inside video containers
+    # Decode every training clip once into RAM (mmv.data.memory_cache): for small datasets on CPU, where
+    # decoding H.264 costs as much as the model. Frames are kept at native size (items then equal the decoding
+    # path's bit for bit) or with their short side at cache_frame_size; cache_max_gib bounds the cache.
+    in_memory: bool = False
+    cache_frame_size: int | None = None
+    cache_max_gib: float = 8.0
     vocab_min_count: int = 1
     vocab_max_size: int | None = None
 
@@ -188,6 +194,12 @@ class Config:
             (self.data.batch_size >= 1, "data.batch_size", "must be >= 1"),
             (self.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
             (len(self.data.crop_scale) == 2, "data.crop_scale", "must be [min, max]"),
+            (
+                self.data.cache_frame_size is None or self.data.cache_frame_size >= 1,
+                "data.cache_frame_size",
+                "must be >= 1",
+            ),
+            (self.data.cache_max_gib > 0, "data.cache_max_gib", "must be > 0"),
             (len(self.optim.betas) == 2, "optim.betas", "must be [beta1, beta2]"),
             (self.optim.lr > 0, "optim.lr", "must be > 0"),
             (self.optim.warmup_steps >= 0, "optim.warmup_steps", "must be >= 0"),

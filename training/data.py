@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from mmv.config import MMVConfig
 from mmv.data.dataset import ClipDataset, MixedDataset, SkipCounter, collate_clips, merged_bad_samples
 from mmv.data.manifest import load_manifest
+from mmv.data.memory_cache import CachedClipDataset
 from mmv.data.transforms import TrainVideoTransform
 from mmv.text import Vocabulary
 from training.config import Config, DataSource
@@ -82,13 +83,27 @@ def build_train_dataset(
 ) -> Dataset:
     """One :class:`ClipDataset` per source (mixed by proportion with :class:`MixedDataset` when several).
 
+    With ``data.in_memory`` each source is a :class:`CachedClipDataset`: decoded once here (``num_workers``
+    processes), then every window is cut from RAM with the same sampling and transforms.
+
     Every part encodes the modalities the model has; all parts share ``skips``, the run's skip counter.
     """
     mods = model_cfg.modalities
     parts = []
+    d = cfg.data
+    if d.in_memory:
+        extra = {
+            "cache_frame_size": d.cache_frame_size,
+            "cache_workers": d.num_workers,
+            "max_bytes": int(d.cache_max_gib * 2**30),
+            "progress": True,
+        }
+        dataset_cls: type[ClipDataset] = CachedClipDataset
+    else:
+        extra, dataset_cls = {}, ClipDataset
     for df in frames:
         parts.append(
-            ClipDataset(
+            dataset_cls(
                 df,
                 video_cfg=model_cfg.video if "video" in mods else None,
                 audio_cfg=model_cfg.audio if "audio" in mods else None,
@@ -100,6 +115,7 @@ def build_train_dataset(
                 seed=cfg.seed,
                 cache_dir=cfg.data.cache_dir,
                 skip_counter=skips,
+                **extra,
             )
         )
     if len(parts) == 1:
