@@ -89,6 +89,10 @@ class VideoConfig:
         s3d_first_temporal_kernel: temporal size of S3D-G's first 7x7 conv (1, 3, 5 or 7).
         s3d_temporal_conv_startat / s3d_gating_startat: first S3D-G layer with a temporal conv /
             self-gating (``None`` = none at all).
+        s3d_final_endpoint: the last S3D-G stage built (the original's ``final_endpoint``); ``Embeddings`` is
+            the mean of that stage's output over T, H and W. ``'Mixed_5c'`` (the default) is the whole network;
+            small CPU models stop earlier (e.g. ``'Mixed_3c'``) so they keep a finer spatial grid, train in
+            fewer steps and cost less per clip.
         space_to_depth: S3D-G only: the input is folded 2x2x2 into 24 channels before the first conv,
             as the released TPU checkpoint expects (``[B, T/2, H/2, W/2, 24]``).
         depth: TSM-ResNet depth (50 or 101).
@@ -103,6 +107,7 @@ class VideoConfig:
     s3d_first_temporal_kernel: int = 7
     s3d_temporal_conv_startat: str | None = "Conv2d_2c_3x3"
     s3d_gating_startat: str | None = "Conv2d_2c_3x3"
+    s3d_final_endpoint: str = "Mixed_5c"
     space_to_depth: bool = False
     depth: int = 50
     shift_fraction: float = 0.125
@@ -117,6 +122,7 @@ class VideoConfig:
         _check_choice(c, "s3d_first_temporal_kernel", self.s3d_first_temporal_kernel, (1, 3, 5, 7))
         _check_choice(c, "s3d_temporal_conv_startat", self.s3d_temporal_conv_startat, (None, *S3D_STAGES))
         _check_choice(c, "s3d_gating_startat", self.s3d_gating_startat, (None, *S3D_STAGES))
+        _check_choice(c, "s3d_final_endpoint", self.s3d_final_endpoint, S3D_STAGES)
         _check_choice(c, "depth", self.depth, TSM_DEPTHS)
         if not 0.0 <= self.shift_fraction <= 0.5:
             _fail(c, "shift_fraction", f"must be in [0, 0.5], got {self.shift_fraction!r}")

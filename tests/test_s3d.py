@@ -221,6 +221,29 @@ def test_final_endpoint():
         assert list(model.extract_endpoints(x, "Mixed_3b")) == list(S3D_STAGES[:6])
 
 
+@pytest.mark.parametrize("last", ["Conv2d_2c_3x3", "Mixed_3c", "Mixed_4f"])
+def test_truncated_network_is_the_prefix_of_the_whole_one(last):
+    # s3d_final_endpoint builds only the stages up to ``last``: same endpoints, shapes and (same seed) values
+    # as the whole network's prefix, Embeddings the mean of ``last``, no parameter of a later stage.
+    x = torch.rand(1, 8, 32, 32, 3)
+    torch.manual_seed(0)
+    whole = S3DG(VideoConfig(width_mult=0.25), NORM).eval()
+    torch.manual_seed(0)
+    cut = S3DG(VideoConfig(width_mult=0.25, s3d_final_endpoint=last), NORM).eval()
+    prefix = list(S3D_STAGES[: S3D_STAGES.index(last) + 1])
+    assert list(cut.ENDPOINTS) == [*prefix, "Embeddings"] and list(cut.stages) == prefix
+    cut.load_state_dict({k: v for k, v in whole.state_dict().items() if k.split(".")[1] in prefix})
+    with torch.no_grad():
+        a, b = whole.extract_endpoints(x), cut.extract_endpoints(x)
+    assert list(b) == [*prefix, "Embeddings"]
+    for name in prefix:
+        torch.testing.assert_close(b[name], a[name])
+    torch.testing.assert_close(b["Embeddings"], a[last].mean(dim=(1, 2, 3)))
+    assert cut.output_dim == a[last].shape[-1]
+    with pytest.raises(ValueError, match="s3d_final_endpoint"):
+        VideoConfig(s3d_final_endpoint="Mixed_9z").validate()
+
+
 def _gated_units(model: S3DG) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, SUnit3D) and m.gating is not None]
 

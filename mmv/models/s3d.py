@@ -183,7 +183,7 @@ class S3DG(Backbone):
 
     Args:
         cfg: the video tower config (``width_mult``, ``s3d_first_temporal_kernel``, the two ``*_startat``
-            layer names and ``space_to_depth`` are used here).
+            layer names, ``s3d_final_endpoint`` and ``space_to_depth`` are used here).
         norm: BatchNorm momentum / eps.
 
     Shape:
@@ -198,6 +198,9 @@ class S3DG(Backbone):
 
     def __init__(self, cfg: VideoConfig, norm: NormConfig) -> None:
         super().__init__()
+        # Stages after ``cfg.s3d_final_endpoint`` are neither built nor listed among the endpoints.
+        last = S3D_STAGES.index(cfg.s3d_final_endpoint)
+        self.ENDPOINTS = (*S3D_STAGES[: last + 1], "Embeddings")
         self.space_to_depth = cfg.space_to_depth
         self.in_channels = 24 if cfg.space_to_depth else 3
 
@@ -237,6 +240,8 @@ class S3DG(Backbone):
             else:  # pragma: no cover - S3D_STAGES and the tables above are out of sync
                 raise AssertionError(f"no layer for stage {name!r}")
             self.stages[name] = layer
+            if name == cfg.s3d_final_endpoint:
+                break
         self.output_dim = channels
         haiku_init_(self)
 
