@@ -6,6 +6,8 @@ A checkpoint is a directory (see ``docs/formats.md``)::
       config.json          {"format": "mmv-checkpoint", "format_version": 1, "config": {...MMVConfig...}, ...}
       model.safetensors    every parameter and persistent buffer (BN running statistics included)
       vocab.txt            the text vocabulary, one word per line, when the model has one
+      deflation.safetensors  recalibrated BN gamma/beta of the deflated (image) video tower, when
+                           ``training.deflate`` has run (:func:`save_deflation`; see ``mmv.deflation``)
 
 Pickle-based files (``.pt``, ``.pth``, ``.ckpt``, ``.pkl``, or anything that starts like a pickle or a
 ``torch.save`` zip) are refused by :func:`load_checkpoint`. A plain PyTorch state dict from elsewhere can
@@ -17,21 +19,25 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_model, save_file, save_model
 
 from mmv.config import MMVConfig
-from mmv.fileio import atomic_dir
+from mmv.fileio import atomic_dir, atomic_file
 
 FORMAT = "mmv-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocab.txt"
+DEFLATION_FILE = "deflation.safetensors"
+DEFLATION_FORMAT = "mmv-deflation"
+DEFLATION_FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
 
 
@@ -76,6 +82,8 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: d
         save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
         if getattr(model, "vocab", None) is not None:
             model.vocab.save(tmp / VOCAB_FILE)
+        if getattr(model, "calibrated_deflation", None) is not None:
+            _write_deflation(model, tmp / DEFLATION_FILE)
     return path
 
 
@@ -149,7 +157,97 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"unexpected {sorted(unexpected)[:5]})"
         )
     model.checkpoint_metadata = header.get("metadata", {})
-    return model.to(map_location).eval()
+    model = model.to(map_location).eval()
+    if "video" in config.modalities and (directory / DEFLATION_FILE).exists():
+        load_deflation(model, directory)
+    return model
+
+
+def _write_deflation(model: torch.nn.Module, path: Path) -> None:
+    """Writes the attached calibrated tower's gamma/beta and how they were learnt to ``path`` (one file)."""
+    tower = model.calibrated_deflation
+    info = dict(model.deflation_info)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in tower.state_dict().items()}
+    metadata = {
+        "format": DEFLATION_FORMAT,
+        "format_version": str(DEFLATION_FORMAT_VERSION),
+        "backbone": type(model.video).__name__,
+        # The video weights the calibration belongs to (hash at calibration time): a retrained model must not
+        # silently use gamma/beta learnt for other weights.
+        "video_fingerprint": str(info.get("video_fingerprint", "")),
+        "info": json.dumps(info, sort_keys=True, default=str),
+    }
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def save_deflation(model: torch.nn.Module, path: str | os.PathLike) -> Path:
+    """Stores the model's calibrated deflation as ``deflation.safetensors`` in the checkpoint directory ``path``.
+
+    The file holds one float32 tensor per recalibrated BatchNorm gamma/beta, named like the video tower's BN
+    parameters (``stages.Mixed_3b.branch_0.bn.weight``, ...), and string metadata: ``format``
+    (``"mmv-deflation"``), ``format_version``, ``backbone`` (``S3DG`` / ``TSMResNet``), ``video_fingerprint``
+    (:func:`mmv.deflation.video_fingerprint` of the video weights it was learnt for) and ``info`` (JSON: the
+    objective, T, steps, data, cosines). Written atomically; the rest of the checkpoint is untouched.
+
+    Raises:
+        ValueError: the model has no calibrated deflation attached.
+    """
+    if getattr(model, "calibrated_deflation", None) is None:
+        raise ValueError("save_deflation: the model has no calibrated deflation (see mmv.deflation.recalibrate)")
+    directory = _checkpoint_dir(Path(path))
+    with atomic_file(directory / DEFLATION_FILE) as tmp:
+        _write_deflation(model, tmp)
+    return directory / DEFLATION_FILE
+
+
+def load_deflation(model: torch.nn.Module, path: str | os.PathLike) -> bool:
+    """Attaches the calibrated deflation stored with a checkpoint to ``model`` (``load_checkpoint`` calls this).
+
+    A missing file returns ``False`` silently (``encode_image`` then deflates naively and says so). A file that
+    cannot be used (unreadable, another format, another backbone, parameters that do not match, or learnt for
+    different video weights) returns ``False`` with a warning that says why: the video model itself is fine,
+    and only the image tower falls back to naive deflation.
+
+    Returns:
+        Whether a calibrated tower is now attached.
+    """
+    from mmv.deflation.networks import deflate, video_fingerprint
+
+    p = Path(path)
+    file = p / DEFLATION_FILE if p.is_dir() else p
+    if not file.is_file():
+        return False
+
+    def refuse(reason: str) -> bool:
+        warnings.warn(f"{file}: {reason}; encode_image falls back to naive deflation", stacklevel=3)
+        return False
+
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        return refuse(f"cannot read ({e})")
+    if meta.get("format") != DEFLATION_FORMAT:
+        return refuse(f"not an mmv deflation file (format={meta.get('format')!r})")
+    if int(meta.get("format_version", "0")) > DEFLATION_FORMAT_VERSION:
+        return refuse(f"format_version {meta['format_version']} is newer than this mmv reads")
+    if meta.get("backbone") != type(model.video).__name__:
+        return refuse(f"learnt for a {meta.get('backbone')} video tower, this model has {type(model.video).__name__}")
+    if meta.get("video_fingerprint") != video_fingerprint(model.video):
+        return refuse("learnt for other video weights (the model was retrained since `training.deflate` ran); rerun it")
+    tower = deflate(model.video, own_bn=True)
+    try:
+        tower.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        return refuse(f"parameters do not match the model ({str(e).splitlines()[0]})")
+    try:
+        info = json.loads(meta.get("info", "{}"))
+    except json.JSONDecodeError:
+        info = {}
+    ref = next(model.video.parameters())
+    model.set_calibrated_deflation(tower.to(device=ref.device, dtype=ref.dtype), info)
+    return True
 
 
 def convert_torch_state_dict(

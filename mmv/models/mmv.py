@@ -16,17 +16,20 @@ fac, fac_*    fine S_va (video, audio) -> coarse      video_va on f_v; va_vat on
 ============  =====================================  ==========================================
 
 ``encode_*`` return dicts of named, *not normalised* embeddings: ``{'repr', 'va', 'vat'}`` (and ``'at'``
-for disjoint audio/text with use_audio_text). A model may hold only some modalities
-(``modalities=['video', 'audio']`` for AudioSet-only training).
+for disjoint audio/text with use_audio_text). A model may hold only some modalities (``modalities=['video',
+'audio']`` for AudioSet-only training). ``encode_image`` embeds still images with the deflated video tower and
+the video heads (:mod:`mmv.deflation`; a recalibrated tower is attached outside the module tree).
 
 Inputs at the boundary (see ``shared/ARCHITECTURE.md``):
-    video ``[B, T, H, W, 3]`` float in [0, 1]; audio waveform ``[B, S]`` in [-1, 1] at
+    video ``[B, T, H, W, 3]`` float in [0, 1]; images ``[B, H, W, 3]``; audio waveform ``[B, S]`` in [-1, 1] at
     ``audio.sample_rate``; text ids ``[B, L]`` or ``[B, K, L]`` (0 = padding).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from typing import Any
 
 import torch
 from torch import nn
@@ -112,7 +115,11 @@ class MMV(nn.Module):
         self._need("video")
         if video.dtype == torch.uint8:
             video = video.float().div_(255.0)
-        out = {"repr": self.video(video)}
+        return self._video_heads(self.video(video))
+
+    def _video_heads(self, representation: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The video heads on a video (or deflated image) representation ``[B, d_v]``."""
+        out = {"repr": representation}
         if self.graph == "shared":
             out["va"] = out["vat"] = self.heads["video_va"](out["repr"])
         elif self.graph == "disjoint":
@@ -122,6 +129,90 @@ class MMV(nn.Module):
             if "va_vat" in self.heads:
                 out["vat"] = self.heads["va_vat"](self.fac_activation(out["va"]))
         return {k: v for k, v in out.items() if v is not None}
+
+    def encode_image(self, images: torch.Tensor, mode: str = "auto") -> dict[str, torch.Tensor]:
+        """Images ``[B, H, W, 3]`` (uint8, or float in [0, 1]) -> ``{'repr', 'va', 'vat'}`` like :meth:`encode_video`.
+
+        The image goes through the *deflated* video tower (spec section 6, :mod:`mmv.deflation`) and then the
+        video heads, so it lands in S_va and S_vat like a video.
+
+        Args:
+            images: ``[B, H, W, 3]``.
+            mode: ``'auto'`` (the calibrated tower if one is attached, e.g. loaded with the checkpoint, else naive
+                deflation with a one-time warning), ``'calibrated'`` (error if none), ``'naive'`` (the video
+                network's own BN gamma/beta), or ``'inflated'`` (the reference: the image repeated
+                ``config.video.num_frames`` times as a static video through :meth:`encode_video`).
+        """
+        self._need("video")
+        if images.dim() != 4 or images.shape[-1] != 3:
+            raise ValueError(f"encode_image: expected [B, H, W, 3] images, got shape {tuple(images.shape)}")
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255.0)
+        if mode == "inflated":
+            t = self.config.video.num_frames
+            return self.encode_video(images[:, None].expand(-1, t, -1, -1, -1))
+        return self._video_heads(self.image_backbone(mode)(images))
+
+    def image_backbone(self, mode: str = "auto") -> Backbone:
+        """The deflated video tower :meth:`encode_image` uses in ``mode`` (``'auto'``, ``'calibrated'``, ``'naive'``).
+
+        Neither tower is a submodule: the model's ``state_dict``, parameters and optimiser stay the video
+        model's, and the towers read the video weights at each call (see :mod:`mmv.deflation.networks`).
+        """
+        from mmv.deflation.networks import deflate
+
+        self._need("video")
+        if mode not in ("auto", "calibrated", "naive"):
+            raise ValueError(f"encode_image: mode must be 'auto', 'calibrated', 'naive' or 'inflated', got {mode!r}")
+        tower = self.__dict__.get("_calibrated_image") if mode != "naive" else None
+        if tower is None:
+            if mode == "calibrated":
+                raise ValueError(
+                    "encode_image: this model has no calibrated deflation; run `python -m training.deflate "
+                    "--checkpoint DIR ...` (it stores deflation.safetensors with the checkpoint)"
+                )
+            if mode == "auto" and not self.__dict__.get("_warned_naive", False):
+                self.__dict__["_warned_naive"] = True
+                warnings.warn(
+                    "MMV.encode_image: no calibrated deflation for this model; using naive deflation (the video "
+                    "network's BatchNorm gamma/beta). Run `python -m training.deflate --checkpoint DIR ...` to "
+                    "recalibrate them and store the result with the checkpoint.",
+                    stacklevel=3,
+                )
+            tower = self.__dict__.get("_naive_image")
+            if tower is None:
+                tower = self.__dict__["_naive_image"] = deflate(self.video, own_bn=False)
+            return tower
+        reference = next(self.video.parameters())
+        param = next(tower.parameters(), None)
+        if param is not None and (param.device != reference.device or param.dtype != reference.dtype):
+            tower.to(device=reference.device, dtype=reference.dtype)
+        return tower
+
+    def set_calibrated_deflation(self, tower: Backbone | None, info: dict[str, Any] | None = None) -> None:
+        """Attaches (or, with ``None``, removes) a recalibrated deflated tower for :meth:`encode_image`.
+
+        Args:
+            tower: from :func:`mmv.deflation.deflate` on ``self.video`` with learnt BN gamma/beta
+                (:func:`mmv.deflation.recalibrate` calls this). Kept outside the module tree on purpose:
+                saved by :func:`mmv.checkpoint.save_checkpoint` as ``deflation.safetensors``, never in
+                ``model.safetensors``.
+            info: how it was learnt (steps, data, cosines, the video weights' fingerprint), stored with it.
+        """
+        if tower is not None and getattr(tower, "video", None) is not self.video:
+            raise ValueError("set_calibrated_deflation: the tower was not deflated from this model's video tower")
+        self.__dict__["_calibrated_image"] = tower
+        self.__dict__["_deflation_info"] = dict(info or {}) if tower is not None else {}
+
+    @property
+    def calibrated_deflation(self) -> Backbone | None:
+        """The attached recalibrated image tower, or ``None`` (then :meth:`encode_image` deflates naively)."""
+        return self.__dict__.get("_calibrated_image")
+
+    @property
+    def deflation_info(self) -> dict[str, Any]:
+        """What :meth:`set_calibrated_deflation` was given with the tower (``{}`` when none is attached)."""
+        return self.__dict__.get("_deflation_info", {})
 
     def encode_audio(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """Waveform ``[B, S]`` -> ``{'repr': [B, d_a], 'logmel': [B, F, M], 'va': [B, d_va], 'vat' | 'at': ...}``.
