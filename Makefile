@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint pytest demo demo-model bench clean
+.PHONY: install test lint pytest demo demo-model bench clean e2e-browser
 
 # torch is installed first and pinned: this version has a CPU build on this machine's package index,
 # and a looser pin would pull gigabytes of CUDA packages.
@@ -21,16 +21,32 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-pytest: install
+pytest: install e2e-browser
 	$(BIN)/python -m pytest
+
+# The browser tests (tests/e2e) drive Debian's Chromium through Playwright (no browser download). Installing
+# it needs root and the Debian archive; where that fails the e2e tests skip and say why.
+e2e-browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
+		|| echo "Chromium could not be installed (apt-get install chromium): the e2e tests will skip."
 
 test: lint pytest
 
+# The demo: the demo model (trained when missing), its embedding bank over the toy world (built when missing
+# or older than the model), then the app on http://localhost:8501 (Ctrl-C stops it).
+DEMO_MODEL ?= models/demo/model
+DEMO_BANK  ?= models/demo/bank
+DEMO_PORT  ?= 8501
+
 demo: install
-	test -f models/demo/model/config.json || $(MAKE) demo-model
-	@echo "mmv is installed in $(VENV). The app (streamlit run app) and its bank arrive with the app issue;"
-	@echo "the demo model is in models/demo/model (docs/results.md). The model presets:"
-	$(BIN)/mmv-models
+	test -f $(DEMO_MODEL)/config.json || $(MAKE) demo-model
+	$(MAKE) $(DEMO_BANK)/provenance.json
+	@echo "mmv explorer: http://localhost:$(DEMO_PORT) (Ctrl-C stops it)"
+	MMV_APP_MODEL=$(DEMO_MODEL) MMV_APP_BANK=$(DEMO_BANK) $(BIN)/streamlit run app --server.port $(DEMO_PORT)
+
+$(DEMO_BANK)/provenance.json: $(DEMO_MODEL)/model.safetensors
+	$(BIN)/python -m training.build_bank --checkpoint $(DEMO_MODEL) --manifest models/toyworld/manifest.parquet \
+		--out $(DEMO_BANK)
 
 # The demo model: the toy world (generated once, 2000 clips) and tiny_fac trained on it into models/demo
 # (model/ is the exported checkpoint); rerunning resumes. `make demo` runs it when models/demo/model is missing.

@@ -1,0 +1,82 @@
+"""Retrieval: a text or a bank clip as the query, top-k of another modality with cosine and percentile."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import ui
+from app.logic import QueryError, space_for, targets_for
+from app.prepare import embed_query, prepare_text, tokenize_text
+from app.uploads import UploadError
+
+SOURCES = ui.RETRIEVAL_SOURCES
+EXAMPLE = "a red circle moves to the right"
+
+
+st.title("Retrieval")
+st.caption(
+    "A query in one modality against the bank's items of another, in the space where the two meet (S_va for "
+    "video and audio, S_vat when text is involved). Scores are cosines; the percentile says how the score "
+    "compares with random pairs of the bank in the same space and modalities."
+)
+ui.follow_search_from(here=True)
+search = ui.current_bank()
+meta = search.meta
+
+source = st.radio("Query", SOURCES, horizontal=True, key="retrieval_source")
+query_vectors: dict[str, dict] = {}
+exclude = None
+if source == SOURCES[0]:
+    query_modality = "text"
+    text = st.text_input("Text query", value=EXAMPLE, key="retrieval_text", max_chars=2000)
+else:
+    ids = meta["clip_id"].astype(str).tolist()
+    if st.session_state.get("retrieval_clip") not in ids:
+        st.session_state["retrieval_clip"] = ids[0]
+    c1, c2 = st.columns([3, 2])
+    clip_id = c1.selectbox("Clip", ids, key="retrieval_clip")
+    row = search.row_of(clip_id)
+    available = search.modalities_of(row)
+    if st.session_state.get("retrieval_modality") not in available:
+        st.session_state["retrieval_modality"] = available[0]
+    query_modality = c2.radio("Its", available, horizontal=True, key="retrieval_modality")
+    exclude = row
+
+targets = targets_for(search.spaces, query_modality, same_modality=True)
+default_targets = [t for t in targets if t != query_modality] or targets
+c1, c2 = st.columns([3, 2])
+if st.session_state.get("retrieval_target") not in targets:
+    st.session_state["retrieval_target"] = default_targets[0] if default_targets else None
+target = c1.radio(
+    "Search", targets, horizontal=True, key="retrieval_target", format_func=lambda t: f"{query_modality} \u2192 {t}"
+)
+k = c2.slider("Results", 1, 50, 10, key="retrieval_k")
+if target is None:
+    st.warning(f"The bank has no space where {query_modality} can be compared with anything.")
+    st.stop()
+
+if source == SOURCES[0]:
+    model = ui.current_model()
+    try:
+        query = prepare_text(text, model.config)
+        _, known, unknown = tokenize_text(model, query.text)
+        query_vectors = embed_query(model, query)["text"]
+    except UploadError as e:
+        st.error(str(e))
+        st.stop()
+    if unknown:
+        st.caption(f"Words the model does not know (ignored): {', '.join(unknown)}")
+else:
+    query_vectors = search.row_vectors(row, query_modality)
+    with st.expander(f"The query: {clip_id} ({query_modality})", expanded=False):
+        ui.clip_card(search, row, ui.paths()[1])
+
+space = space_for(search.spaces, query_modality, target)
+own = exclude if target == query_modality else None  # the query clip is no result of its own modality
+try:
+    hits = search.search(query_vectors, query_modality, target, k, exclude_row=own)
+except QueryError as e:
+    st.error(str(e))
+    st.stop()
+st.subheader(f"{query_modality} \u2192 {target} in S_{space}: top {len(hits)}")
+ui.result_list(search, hits, key="retrieval", on_search_from=ui.search_from)

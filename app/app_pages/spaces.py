@@ -1,0 +1,94 @@
+"""Spaces: S_va and S_vat side by side; select clips on either map, inspect a point's neighbours."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import resources, state, ui
+from app.maps import MOUSE_MODES, build_map, clicked_point, colour_options, map_points, selected_rows
+
+GALLERY_SIZE = 12
+NEIGHBOURS = 5
+
+
+def _on_select(key: str) -> None:
+    """A map's selection changed: a click opens the inspector (and selects its clip); a box or lasso selects."""
+    event = st.session_state.get(key)
+    rows = selected_rows(event)
+    if not rows:
+        return  # an emptied selection (e.g. the figure was redrawn) keeps the current one; "Clear" clears
+    st.session_state[state.SELECTED_ROWS] = sorted(rows)
+    click = clicked_point(event)
+    st.session_state[state.INSPECT] = click if click is not None else st.session_state.get(state.INSPECT)
+
+
+def _clear() -> None:
+    st.session_state[state.SELECTED_ROWS] = []
+    st.session_state[state.INSPECT] = None
+
+
+st.title("Spaces")
+st.caption(
+    "Every clip of the bank placed in each embedding space by UMAP: S_va, where video and audio meet (the fine "
+    "space), and S_vat, where text joins them (the coarse space). Select points with a box or a lasso on either "
+    "map to highlight the same clips on both and fill the gallery; in 'click' mode, click a point to inspect its "
+    "nearest neighbours in each space."
+)
+search = ui.current_bank()
+_, bank_path = ui.paths()
+meta = search.meta
+selected = [r for r in st.session_state.get(state.SELECTED_ROWS, []) if 0 <= r < len(meta)]
+
+c1, c2, c3, c4 = st.columns([2, 2.2, 1.4, 1])
+colour_by = c1.selectbox("Colour by", colour_options(meta), key="spaces_colour")
+mouse = c2.segmented_control(
+    "Mouse", list(MOUSE_MODES), default="box", key="spaces_mouse", required=True,
+    format_func=lambda m: {"box": "box select", "lasso": "lasso", "click": "click to inspect"}[m],
+    help="Drag a box or a lasso to select clips; or click a point to inspect its neighbours (dragging then pans).",
+)  # fmt: skip
+links = c3.toggle(
+    "Join a clip's points", value=False, key="spaces_links",
+    help="A line from each clip's video to its audio (S_va) and to its text (S_vat).",
+)  # fmt: skip
+c4.button("Clear selection", on_click=_clear, disabled=not selected, width="stretch")
+st.caption("Symbols: \u25cf video \u00b7 \u25c6 audio \u00b7 \u25a0 text")
+
+spaces = list(search.spaces)
+columns = st.columns(len(spaces))
+for space, column in zip(spaces, columns):
+    with column:
+        points = map_points(resources.map_coords(bank_path, space), meta, colour_by, keep_rows=selected)
+        fig = build_map(points, space, selected_rows=selected, links=links, mouse=mouse or "box")
+        key = f"map_{space}"
+        st.plotly_chart(
+            fig, key=key, on_select=lambda k=key: _on_select(k), selection_mode=("points", "box", "lasso"),
+            config={"scrollZoom": True, "displaylogo": False},
+        )  # fmt: skip
+        st.caption(points.caption)
+
+inspect = st.session_state.get(state.INSPECT)
+if inspect is not None and 0 <= inspect[0] < len(meta):
+    row, modality = inspect
+    with st.container(border=True):
+        st.subheader(f"Inspector: {meta.iloc[row]['clip_id']} ({modality})")
+        left, right = st.columns([1, 2])
+        with left:
+            ui.clip_card(search, row, bank_path)
+        with right:
+            for (space, target), hits in search.neighbours(row, modality, NEIGHBOURS).items():
+                st.markdown(f"**S_{space}: nearest {target}**")
+                st.dataframe(ui.hits_table(hits), hide_index=True, width="stretch")
+
+if selected:
+    st.subheader(f"Gallery: {len(selected)} selected clip{'s' if len(selected) != 1 else ''}")
+    if len(selected) > GALLERY_SIZE:
+        st.caption(f"Showing the first {GALLERY_SIZE}.")
+    shown = selected[:GALLERY_SIZE]
+    per_row = 4
+    for start in range(0, len(shown), per_row):
+        cols = st.columns(per_row)
+        for col, row in zip(cols, shown[start : start + per_row]):
+            with col, st.container(border=True):
+                ui.clip_card(search, row, bank_path)
+else:
+    st.info("Select points on a map (box or lasso) to see those clips here.")

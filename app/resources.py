@@ -1,0 +1,85 @@
+"""Everything the app loads once and shares between sessions and pages (``st.cache_resource``).
+
+The model and the bank are loaded once per path for the life of the server. Prepared uploads are kept in
+a bounded cache (:data:`UPLOAD_CACHE_ENTRIES` entries, least recently used dropped), keyed by the file's
+hash and the chosen options, so a rerun of the page does not decode the file again. The pages call these
+functions; the logic behind them lives in the plain modules (:mod:`app.logic`, :mod:`app.prepare`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from app import state
+
+logger = logging.getLogger(__name__)
+UPLOAD_CACHE_ENTRIES = 8
+
+
+@st.cache_resource(show_spinner="Loading the model\u2026", max_entries=4)
+def load_model(path: str) -> Any:
+    """The checkpoint at ``path`` in eval mode (safetensors; nothing is unpickled)."""
+    import torch
+
+    from mmv.checkpoint import load_checkpoint
+
+    # One intra-op thread by default (MMV_APP_THREADS overrides): the server runs one script thread per session, and
+    # on a small shared machine OpenMP threads that spin while waiting for a core made an upload's forward pass
+    # 10-100x slower (measured: 0.07 s with 1 thread, 0.5-8 s with 2, on 2 busy cores).
+    torch.set_num_threads(max(1, int(os.environ.get("MMV_APP_THREADS", "1"))))
+    model = load_checkpoint(path)
+    model.eval()
+    return model
+
+
+@st.cache_resource(show_spinner="Loading the embedding bank\u2026", max_entries=4)
+def load_bank(path: str) -> Any:
+    """The bank at ``path`` wrapped in :class:`app.logic.BankSearch` (its caches live as long as it does)."""
+    from app.logic import BankSearch
+    from mmv.bank import Bank
+
+    return BankSearch(Bank.load(path))
+
+
+@st.cache_resource(max_entries=16)
+def map_coords(bank_path: str, space: str) -> Any:
+    """``bank.coords(space)`` (computed once per bank and space)."""
+    return load_bank(bank_path).bank.coords(space)
+
+
+@st.cache_resource(max_entries=UPLOAD_CACHE_ENTRIES, show_spinner="Checking the file\u2026")
+def checked_upload(digest: str, name: str, _data: bytes) -> Any:
+    """:func:`app.uploads.validate_upload` of a file (``_data`` is not hashed: ``digest`` stands for it).
+
+    Raises :class:`app.uploads.UploadError` (not cached) for a file the app cannot use.
+    """
+    from app.uploads import validate_upload
+
+    state.prune_uploads()
+    valid = validate_upload(name, _data, state.UPLOAD_DIR)
+    if valid.path is not None:
+        state.touch(Path(valid.path).parent)
+    return valid
+
+
+@st.cache_resource(show_spinner=False, max_entries=UPLOAD_CACHE_ENTRIES)
+def prepared_upload(digest: str, model_path: str, window_mode: str, num_windows: int, start: float, _valid: Any) -> Any:
+    """``(PreparedQuery, {modality: {space: vector}})`` of a checked upload, for one model and window choice."""
+    from app.prepare import embed_query, prepare_upload
+
+    model = load_model(model_path)
+    prepared = prepare_upload(_valid, model.config, window_mode, num_windows or None, start)
+    return prepared, embed_query(model, prepared)
+
+
+@st.cache_resource(max_entries=64)
+def projected(bank_path: str, space: str, vectors: tuple[tuple[float, ...], ...]) -> Any:
+    """``bank.project(space, vectors)`` (UMAP transform: the first call compiles numba code, then it is fast)."""
+    import numpy as np
+
+    return load_bank(bank_path).bank.project(space, np.asarray(vectors, dtype=np.float32))
