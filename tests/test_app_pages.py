@@ -10,6 +10,7 @@ every direction; an uploaded bank clip embeds like the bank's own vector for it.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,16 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    # AppTest runs the script as ``__main__`` and leaves it in sys.modules; a later test that starts "spawn"
+    # processes (the toy world's pool) would then run the app in every child, which dies, and the pool
+    # replaces it forever. Put the real ``__main__`` back after each test.
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="module")
