@@ -79,7 +79,7 @@ def prepared_upload(digest: str, model_path: str, window_mode: str, num_windows:
 
 @st.cache_resource(max_entries=64)
 def projected(bank_path: str, space: str, vectors: tuple[tuple[float, ...], ...]) -> Any:
-    """``bank.project(space, vectors)`` (UMAP transform: the first call compiles numba code, then it is fast)."""
+    """``bank.project(space, vectors)``: the query placed among its nearest bank points (no UMAP refit, no numba)."""
     import numpy as np
 
     return load_bank(bank_path).bank.project(space, np.asarray(vectors, dtype=np.float32))
