@@ -76,11 +76,9 @@ from torch import nn
 
 from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest
-from mmv.eval.retrieval import embed_manifest, retrieval_metrics
+from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, retrieval_metrics
 from mmv.text import Vocabulary
 
-#: Captions per window in a clip's narration bag (every toy-world clip has at most 6).
-NARRATION_CAPTIONS = 8
 #: The labels that define an attribute-level match (and the clean description).
 ATTRIBUTES = ("shape", "colour", "motion")
 METRICS = ("r1", "r5", "r10", "medr")

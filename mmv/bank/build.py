@@ -49,11 +49,8 @@ from mmv.data import media
 from mmv.data.dataset import ClipDataset, collate_clips
 from mmv.data.manifest import LABEL_PREFIX, label_columns, load_manifest
 from mmv.data.sampling import select_captions
-from mmv.eval.retrieval import embed_manifest
+from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest
 
-#: Captions per window in a clip's narration bag: ``training.evaluation.NARRATION_CAPTIONS`` (a library may
-#: not import the training package; ``tests/test_bank.py`` checks the two agree).
-NARRATION_CAPTIONS = 8
 #: Attributes that make a toy-world clip's clean description.
 DESCRIPTION_ATTRIBUTES = ("shape", "colour", "motion")
 #: What joins a clip's captions into its ``narration``.

@@ -39,6 +39,9 @@ from torch.utils.data import DataLoader
 
 #: Recall cut-offs reported by :func:`retrieval_metrics` (``r1``, ``r5``, ``r10``).
 RECALL_AT = (1, 5, 10)
+#: Captions per window in a clip's narration bag, for evaluation and the bank alike (every toy-world clip has at
+#: most 6).
+NARRATION_CAPTIONS = 8
 
 _CHUNK = 1024  # queries ranked at a time (bounds the [chunk, N] temporaries)
 
@@ -519,7 +522,7 @@ def evaluate_zero_shot(
     vocab: Any = None,
     split: str | None = "test",
     num_windows: int = 4,
-    num_captions: int = 8,
+    num_captions: int = NARRATION_CAPTIONS,
     images: str = "auto",
     image_mode: str = "auto",
     max_clips: int | None = None,
