@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install test lint pytest demo demo-model bench clean e2e-browser
+.PHONY: install test lint pytest demo demo-model paper bench clean e2e-browser
 
 # torch is installed first and pinned: this version has a CPU build on this machine's package index,
 # and a looser pin would pull gigabytes of CUDA packages.
@@ -53,6 +53,11 @@ $(DEMO_BANK)/provenance.json: $(DEMO_MODEL)/model.safetensors
 demo-model: install
 	test -f models/toyworld/manifest.parquet || $(BIN)/python -m training.make_toyworld --out models/toyworld --clips 2000 --seed 0
 	$(BIN)/python -m training.main --config training/configs/demo_cpu.yaml --resume latest
+
+# The paper's claims at toy scale: 6 ablations x 3 seeds on the toy world (generated when missing), about 25
+# minutes on 2 CPU cores; prints the table and writes it into docs/results.md (training/paper.py).
+paper: install
+	$(BIN)/python -m training.paper
 
 bench: install
 	$(BIN)/python benchmarks/backbones.py
