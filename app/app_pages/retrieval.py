@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app import ui
-from app.logic import QueryError, space_for, targets_for
+from app.export import Param
+from app.export_widgets import export_buttons, publish_view, restore_view
+from app.logic import MODALITIES, QueryError, space_for, targets_for
 from app.prepare import embed_query, prepare_text, tokenize_text
 from app.uploads import UploadError
 
@@ -22,13 +24,25 @@ st.caption(
 ui.follow_search_from(here=True)
 search = ui.current_bank()
 meta = search.meta
+# The view in the URL (source, text or clip, modalities, k): a link reopens it; bad parameters are ignored.
+VIEW = {
+    "source": Param("retrieval_source", "choice", aliases={"text": SOURCES[0], "clip": SOURCES[1]}),
+    "q": Param("retrieval_text", "str", max_len=2000),
+    "clip": Param("retrieval_clip", "choice", lambda: meta["clip_id"].astype(str).tolist()),
+    "modality": Param("retrieval_modality", "choice", MODALITIES),
+    "target": Param("retrieval_target", "choice", MODALITIES),
+    "k": Param("retrieval_k", "int", lo=1, hi=50),
+}
+restore_view(VIEW)
+st.session_state.setdefault("retrieval_text", EXAMPLE)  # defaults set here, not as widget values, so that a value
+st.session_state.setdefault("retrieval_k", 10)  # restored from the URL does not clash with a widget default
 
 source = st.radio("Query", SOURCES, horizontal=True, key="retrieval_source")
 query_vectors: dict[str, dict] = {}
 exclude = None
 if source == SOURCES[0]:
     query_modality = "text"
-    text = st.text_input("Text query", value=EXAMPLE, key="retrieval_text", max_chars=2000)
+    text = st.text_input("Text query", key="retrieval_text", max_chars=2000)
 else:
     ids = meta["clip_id"].astype(str).tolist()
     if st.session_state.get("retrieval_clip") not in ids:
@@ -50,7 +64,8 @@ if st.session_state.get("retrieval_target") not in targets:
 target = c1.radio(
     "Search", targets, horizontal=True, key="retrieval_target", format_func=lambda t: f"{query_modality} \u2192 {t}"
 )
-k = c2.slider("Results", 1, 50, 10, key="retrieval_k")
+k = c2.slider("Results", 1, 50, key="retrieval_k")
+publish_view({u: p for u, p in VIEW.items() if u not in (("clip", "modality") if source == SOURCES[0] else ("q",))})
 if target is None:
     st.warning(f"The bank has no space where {query_modality} can be compared with anything.")
     st.stop()
@@ -80,3 +95,10 @@ except QueryError as e:
     st.stop()
 st.subheader(f"{query_modality} \u2192 {target} in S_{space}: top {len(hits)}")
 ui.result_list(search, hits, key="retrieval", on_search_from=ui.search_from)
+
+if not hits.empty:
+    query_view = {"source": source, "query": text if source == SOURCES[0] else f"{clip_id} ({query_modality})",
+                  "query_modality": query_modality, "target": target, "space": space, "k": k}  # fmt: skip
+    with st.expander("Export these results", icon=":material/download:"):
+        export_buttons("neighbours", lambda: {"neighbours": hits}, query_view, key="retrieval-export",
+                       label="Neighbours")  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app import resources, state, ui
+from app.export import Param, coordinates_table
+from app.export_widgets import export_buttons, publish_view, restore_view
 from app.maps import MOUSE_MODES, build_map, clicked_point, colour_options, map_points, selected_rows
 
 GALLERY_SIZE = 12
@@ -38,6 +40,13 @@ search = ui.current_bank()
 _, bank_path = ui.paths()
 meta = search.meta
 selected = [r for r in st.session_state.get(state.SELECTED_ROWS, []) if 0 <= r < len(meta)]
+# The view in the URL (colour, lines, the exported space): a link reopens it; bad parameters are ignored.
+VIEW = {
+    "colour": Param("spaces_colour", "choice", colour_options(meta)),
+    "links": Param("spaces_links", "choice", aliases={"1": True, "0": False}),
+    "space": Param("spaces_export_space", "choice", list(search.spaces)),
+}
+restore_view(VIEW)
 
 c1, c2, c3, c4 = st.columns([2, 2.2, 1.4, 1])
 colour_by = c1.selectbox("Colour by", colour_options(meta), key="spaces_colour")
@@ -92,3 +101,21 @@ if selected:
                 ui.clip_card(search, row, bank_path)
 else:
     st.info("Select points on a map (box or lasso) to see those clips here.")
+
+st.subheader("Export")
+e1, e2 = st.columns([1, 3])
+export_space = e1.selectbox("Space", list(search.spaces), key="spaces_export_space", format_func=lambda s: f"S_{s}")
+export_coords = resources.map_coords(bank_path, export_space)
+with e2:
+    st.caption(
+        "The map's coordinates (one row per clip and modality: x, y, split, the colour column, whether selected), "
+        "with provenance.json."
+    )
+    export_buttons(
+        f"coordinates-{export_space}",
+        lambda: {"coordinates": coordinates_table(export_coords, meta, colour_by, selected)},
+        {"space": export_space, "colour": colour_by, "selected": len(selected)},
+        key="spaces-export",
+        label=f"S_{export_space} coordinates",
+    )
+publish_view(VIEW)
