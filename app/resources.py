@@ -21,6 +21,22 @@ logger = logging.getLogger(__name__)
 UPLOAD_CACHE_ENTRIES = 8
 
 
+def load_log() -> logging.Logger:
+    """The logger of loads: one INFO line on stderr per model or bank actually loaded (``loaded the model <path>``).
+
+    The load test (``tests/e2e/test_load.py``) counts these lines in the server's log: however many sessions ask
+    at once, each path must be loaded once per server.
+    """
+    log = logging.getLogger("mmv.app.loads")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
+
+
 @st.cache_resource(show_spinner="Loading the model\u2026", max_entries=4)
 def load_model(path: str) -> Any:
     """The checkpoint at ``path`` in eval mode (safetensors; nothing is unpickled)."""
@@ -34,6 +50,7 @@ def load_model(path: str) -> Any:
     torch.set_num_threads(max(1, int(os.environ.get("MMV_APP_THREADS", "1"))))
     model = load_checkpoint(path)
     model.eval()
+    load_log().info("loaded the model %s", path)
     return model
 
 
@@ -43,7 +60,9 @@ def load_bank(path: str) -> Any:
     from app.logic import BankSearch
     from mmv.bank import Bank
 
-    return BankSearch(Bank.load(path))
+    search = BankSearch(Bank.load(path))
+    load_log().info("loaded the bank %s", path)
+    return search
 
 
 @st.cache_resource(max_entries=16)

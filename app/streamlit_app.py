@@ -25,6 +25,10 @@ PAGES = (
     ("app_pages/spaces.py", "Spaces", ":material/scatter_plot:"),
     ("app_pages/retrieval.py", "Retrieval", ":material/search:"),
     ("app_pages/upload.py", "Upload", ":material/upload_file:"),
+    ("app_pages/metrics.py", "Metrics", ":material/leaderboard:"),
+    ("app_pages/deflation_lab.py", "Deflation lab", ":material/photo_camera:"),
+    ("app_pages/model.py", "Model", ":material/model_training:"),
+    ("app_pages/tour.py", "Tour", ":material/school:"),
 )
 
 

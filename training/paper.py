@@ -224,7 +224,8 @@ def run_jobs(jobs: Sequence[tuple[str, int]], args: argparse.Namespace) -> list[
             run_dir = Path(args.out) / f"{variant}-s{seed}"
             run_dir.mkdir(parents=True, exist_ok=True)
             log = open(run_dir / "job.log", "w")  # noqa: SIM115 (closed when the job ends)
-            proc = subprocess.Popen(_job_argv(variant, seed, args), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            cmd = _job_argv(variant, seed, args)
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
             running.append((variant, seed, proc, log))
         time.sleep(0.5)
         for item in list(running):
