@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import io
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,3 +153,36 @@ def bad_corpus(directory: Path) -> list[Upload]:
         Upload("utf16.txt", "a red circle".encode("utf-16"), False, ("not UTF-8",)),
         Upload("noise.bin", b"\x00\x01" + np.random.default_rng(1).bytes(4094), False, ("unknown format",)),
     ]
+
+
+@contextmanager
+def app_environment(model: Path, bank: Path, uploads: Path | None = None, clear_choices: bool = False):
+    """The app pointed at ``model`` and ``bank`` (``MMV_APP_MODEL`` / ``MMV_APP_BANK``, and the upload directory
+    when ``uploads`` is given) for an AppTest module; everything is restored on exit.
+
+    ``clear_choices`` empties Streamlit's data cache on entry and exit: the sidebar's checkpoint and bank lists
+    (default first) are cached for 30 s per process, so a module whose default differs from an earlier
+    module's must not read that module's lists.
+    """
+    import streamlit as st
+
+    from app import state
+
+    saved = {k: os.environ.get(k) for k in (state.ENV_MODEL, state.ENV_BANK)}
+    os.environ[state.ENV_MODEL], os.environ[state.ENV_BANK] = str(model), str(bank)
+    saved_uploads = state.UPLOAD_DIR
+    if uploads is not None:
+        state.UPLOAD_DIR = uploads
+    if clear_choices:
+        st.cache_data.clear()
+    try:
+        yield
+    finally:
+        if clear_choices:
+            st.cache_data.clear()
+        state.UPLOAD_DIR = saved_uploads
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -1,4 +1,5 @@
-"""Shared test fixtures and helpers; today those of the media tests (``tests/test_media_*.py``).
+"""Shared test fixtures and helpers: ``__main__`` kept across AppTest runs, and those of the media tests
+(``tests/test_media_*.py``).
 
 Every media file is synthesised in a temporary directory: an MP4 whose frame ``i`` is a flat colour that
 encodes ``i`` and whose audio is a 440 Hz tone (:func:`clip`), and a WAV whose samples are known exactly
@@ -7,6 +8,7 @@ encodes ``i`` and whose audio is a 440 Hz tone (:func:`clip`), and a WAV whose s
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,6 +24,20 @@ NUM_FRAMES = 32  # 4 s
 SIZE = 64
 SR = 16000
 TONE = 440.0
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Puts the real ``__main__`` back after each test.
+
+    Streamlit's AppTest runs the app script as ``__main__`` and leaves it in ``sys.modules``; a later test that
+    starts "spawn" processes (the toy world's pool) would then run the app in every child, which dies, and the
+    pool replaces it forever.
+    """
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
 
 # 32 flat colours on a 4 x 4 x 2 grid of RGB levels: any two differ by >= 64 in some channel.
 _LEVELS = np.array([16, 80, 144, 208])

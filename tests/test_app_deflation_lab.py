@@ -21,7 +21,6 @@ import io
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from app_helpers import SAMPLE_MANIFEST, TINY_OVERRIDES, TOYWORLD, tiny_model_and_bank, tiny_vocabulary
+from app_helpers import SAMPLE_MANIFEST, TINY_OVERRIDES, TOYWORLD, app_environment, tiny_model_and_bank, tiny_vocabulary
 
 from app import state
 from app.deflation_lab import (
@@ -299,32 +298,11 @@ def _repr(model, x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _keep_main_module():
-    main = sys.modules["__main__"]  # AppTest leaves the script as __main__ (see tests/test_app_pages.py)
-    yield
-    sys.modules["__main__"] = main
-
-
 @pytest.fixture(scope="module")
 def app_env(tiny, calibrated_dir, tmp_path_factory):
     pytest.importorskip("streamlit.testing.v1")
-    import streamlit as st
-
-    saved = {k: os.environ.get(k) for k in (state.ENV_MODEL, state.ENV_BANK)}
-    os.environ[state.ENV_MODEL], os.environ[state.ENV_BANK] = str(calibrated_dir), str(tiny[1])
-    uploads, state.UPLOAD_DIR = state.UPLOAD_DIR, tmp_path_factory.mktemp("lab-uploads")
-    # The sidebar's choices (default first) are cached for 30 s in the process: drop those of an earlier module
-    # (whose default was another checkpoint), and ours after, for the next module.
-    st.cache_data.clear()
-    yield calibrated_dir, tiny[1]
-    st.cache_data.clear()
-    state.UPLOAD_DIR = uploads
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with app_environment(calibrated_dir, tiny[1], uploads=tmp_path_factory.mktemp("lab-uploads"), clear_choices=True):
+        yield calibrated_dir, tiny[1]
 
 
 def _page(app_env, source: str | None = None):

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import sys
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from app_helpers import tiny_model_and_bank
+from app_helpers import app_environment, tiny_model_and_bank
 
 from app import export, metrics, state
 from app.export import Param
@@ -34,24 +32,11 @@ TIMEOUT = 120
 METRICS_PAGE = "app_pages/metrics.py"
 
 
-@pytest.fixture(autouse=True)
-def _keep_main_module():
-    main = sys.modules["__main__"]  # AppTest leaves the script as __main__ (see tests/test_app_pages.py)
-    yield
-    sys.modules["__main__"] = main
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     model_dir, bank_dir = tiny_model_and_bank(tmp_path_factory.mktemp("app"))
-    saved = {k: os.environ.get(k) for k in (state.ENV_MODEL, state.ENV_BANK)}
-    os.environ[state.ENV_MODEL], os.environ[state.ENV_BANK] = str(model_dir), str(bank_dir)
-    yield model_dir, bank_dir
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with app_environment(model_dir, bank_dir):
+        yield model_dir, bank_dir
 
 
 @pytest.fixture(scope="module")

@@ -12,33 +12,23 @@ modality gives a message instead of an answer; the pages show exactly these numb
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from app_helpers import tiny_model_and_bank
+from app_helpers import app_environment, tiny_model_and_bank
 
-from app import model_card, state
+from app import model_card
 from app import tour as tour_logic
 
 pytest.importorskip("streamlit.testing.v1")
-import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 TIMEOUT = 120
 METRICS = {"eval/t2v_r1": 0.25, "eval/t2v_r5": 0.5, "eval/t2v_r10": 0.75, "eval/t2v_medr": 3.0, "eval/a2v_r1": 0.125}
-
-
-@pytest.fixture(autouse=True)
-def _keep_main_module():
-    main = sys.modules["__main__"]  # AppTest leaves the app as __main__ (see tests/test_app_pages.py)
-    yield
-    sys.modules["__main__"] = main
 
 
 def _write_run(run: Path, model) -> Path:
@@ -70,16 +60,8 @@ def tiny(tmp_path_factory):
 
     model_dir, bank_dir = tiny_model_and_bank(tmp_path_factory.mktemp("app"))
     run_model = _write_run(tmp_path_factory.mktemp("run"), load_checkpoint(model_dir))
-    saved = {k: os.environ.get(k) for k in (state.ENV_MODEL, state.ENV_BANK)}
-    os.environ[state.ENV_MODEL], os.environ[state.ENV_BANK] = str(run_model), str(bank_dir)
-    st.cache_data.clear()  # the sidebar's choices are cached for 30 s: read the new default now
-    yield run_model, bank_dir
-    st.cache_data.clear()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with app_environment(run_model, bank_dir, clear_choices=True):
+        yield run_model, bank_dir
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,11 @@ every direction; an uploaded bank clip embeds like the bank's own vector for it.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import REAL_CLIP, TOYWORLD, bad_corpus, tiny_model_and_bank
+from app_helpers import REAL_CLIP, TOYWORLD, app_environment, bad_corpus, tiny_model_and_bank
 
 from app import state
 
@@ -26,29 +24,11 @@ ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 TIMEOUT = 120
 
 
-@pytest.fixture(autouse=True)
-def _keep_main_module():
-    # AppTest runs the script as ``__main__`` and leaves it in sys.modules; a later test that starts "spawn"
-    # processes (the toy world's pool) would then run the app in every child, which dies, and the pool
-    # replaces it forever. Put the real ``__main__`` back after each test.
-    main = sys.modules["__main__"]
-    yield
-    sys.modules["__main__"] = main
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     model_dir, bank_dir = tiny_model_and_bank(tmp_path_factory.mktemp("app"))
-    saved = {k: os.environ.get(k) for k in (state.ENV_MODEL, state.ENV_BANK)}
-    os.environ[state.ENV_MODEL], os.environ[state.ENV_BANK] = str(model_dir), str(bank_dir)
-    uploads, state.UPLOAD_DIR = state.UPLOAD_DIR, tmp_path_factory.mktemp("uploads")
-    yield model_dir, bank_dir
-    state.UPLOAD_DIR = uploads
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with app_environment(model_dir, bank_dir, uploads=tmp_path_factory.mktemp("uploads")):
+        yield model_dir, bank_dir
 
 
 @pytest.fixture(scope="module")

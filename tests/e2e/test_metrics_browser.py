@@ -109,7 +109,7 @@ def test_a_url_reopens_the_view(server, page, shoot, search, tmp_path):
     page.goto(f"{server}/retrieval?source=text&q=a+blue+square&target=audio&k=3")
     settle(page, "text \u2192 audio in S_vat: top 3")
     assert page.get_by_label("Text query").input_value() == "a blue square"
-    assert "URL parameter" not in page.inner_text("body")
+    assert "URL parameter" not in page.inner_text("body"), page.inner_text("body")[:3000]
     query = parse_qs(urlparse(page.url).query)
     assert query == {"source": ["text"], "q": ["a blue square"], "target": ["audio"], "k": ["3"]}
     shoot(page, "metrics-url")
