@@ -6,8 +6,9 @@
 * ``server``: ``streamlit run app`` on a free loopback port (``--server.headless true``), started once for the
   session; the fixture waits for ``/_stcore/health`` to answer ``ok`` and ends the server's process group after.
 * ``browser`` / ``page``: Chromium from ``/usr/bin/chromium`` (``CHROMIUM`` overrides; no browser download).
-  ``shoot(page, name)`` saves a screenshot under the test's temporary directory, and also into
-  ``docs/screenshots/`` when ``MMV_SAVE_SCREENSHOTS=1``.
+  ``settle(page, text)`` waits for a text and the end of the script run. ``shoot(page, name)`` saves a
+  screenshot under the test's temporary directory, and also into ``docs/screenshots/`` when
+  ``MMV_SAVE_SCREENSHOTS=1``.
 
 The tests skip, saying why, when Playwright or Chromium is missing (``make test`` installs Chromium with apt
 where it can).
@@ -30,6 +31,16 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 STARTUP_TIMEOUT = 90.0
+#: The app's root element while no script run is in progress.
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def settle(page, text: str | None = None) -> None:
+    """Waits for ``text`` (when given) and for the script run to end."""
+    if text is not None:
+        page.get_by_text(text).first.wait_for()
+    page.wait_for_selector(IDLE)
+    page.wait_for_timeout(300)
 
 
 def _free_port() -> int:

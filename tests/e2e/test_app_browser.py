@@ -16,16 +16,9 @@ import pytest
 from app_helpers import REAL_CLIP, TOYWORLD
 from scipy.spatial import cKDTree
 
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+from e2e.conftest import settle
+
 QUERY = "a red circle moves to the right"
-
-
-def settle(page, text: str | None = None) -> None:
-    """Waits for ``text`` (when given) and for the script run to end."""
-    if text is not None:
-        page.get_by_text(text).first.wait_for()
-    page.wait_for_selector(IDLE)
-    page.wait_for_timeout(300)
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,7 @@ import shutil
 import pytest
 from app_helpers import SAMPLE_MANIFEST
 
-from e2e.conftest import STARTUP_TIMEOUT, start_server, stop_server, wait_for_health
-
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-
-def settle(page, text: str | None = None) -> None:
-    """Waits for ``text`` (when given) and for the script run to end."""
-    if text is not None:
-        page.get_by_text(text).first.wait_for()
-    page.wait_for_selector(IDLE)
-    page.wait_for_timeout(300)
+from e2e.conftest import STARTUP_TIMEOUT, settle, start_server, stop_server, wait_for_health
 
 
 @pytest.fixture(scope="module")

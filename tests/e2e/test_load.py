@@ -30,7 +30,7 @@ from app_helpers import TOYWORLD
 
 from app import state
 
-from .conftest import STARTUP_TIMEOUT, start_server, stop_server, wait_for_health
+from .conftest import IDLE, STARTUP_TIMEOUT, start_server, stop_server, wait_for_health
 
 SESSIONS = 8
 LOAD_SECONDS = float(os.environ.get("MMV_LOAD_SECONDS", "15"))
@@ -38,7 +38,6 @@ ANSWER_TIMEOUT = 45.0
 #: Growth allowed above the warm level (MiB). Measured on the tiny model: the warm server holds ~450-470 MiB and
 #: 15 s of load add 13-40 MiB (session states, prepared uploads, figures); a leak per query would pass it quickly.
 RSS_MARGIN_MIB = 200
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 RESULT = re.compile(r"^\d+\. \S+ \u00b7 (video|audio|text) \u00b7 cosine")
 
 Check = Callable[[], bool]

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from app import export, metrics
-from e2e.test_app_browser import _pick_box, _plots, settle
+from e2e.conftest import settle
+from e2e.test_app_browser import _pick_box, _plots
 
 TABLE_JS = """el => ({
     head: [...el.querySelectorAll('thead th')].map(c => c.innerText.trim()),

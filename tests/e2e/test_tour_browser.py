@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from .test_app_browser import settle
+from .conftest import settle
 
 HIT = re.compile(r"^(\d+)\. (\S+)$")
 
