@@ -75,6 +75,11 @@ def current_bank() -> BankSearch:
     raise AssertionError("unreachable")
 
 
+def selected_rows(num_rows: int) -> list[int]:
+    """The bank rows selected on the Spaces page (box or lasso) that exist in a bank of ``num_rows`` clips."""
+    return [r for r in st.session_state.get(state.SELECTED_ROWS, []) if 0 <= r < num_rows]
+
+
 def current_model() -> Any:
     """The chosen model (loaded once), or the page stops with what to do."""
     model_path, bank_path = paths()

@@ -39,6 +39,18 @@ def _keep_main_module():
     sys.modules["__main__"] = main
 
 
+@pytest.fixture(scope="module")
+def one_faiss_thread():
+    """faiss on one OpenMP thread for a module (``pytestmark = pytest.mark.usefixtures("one_faiss_thread")``):
+    spinning OpenMP threads on 2 shared cores make small faiss calls many times slower."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
 # 32 flat colours on a 4 x 4 x 2 grid of RGB levels: any two differ by >= 64 in some channel.
 _LEVELS = np.array([16, 80, 144, 208])
 COLOURS = np.array([(r, g, b) for r in _LEVELS for g in _LEVELS for b in (40, 200)], dtype=np.uint8)

@@ -23,14 +23,7 @@ from mmv.eval.retrieval import retrieval_metrics
 FAST_MAP = {"n_epochs": 10}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def _meta(n: int, split_every: int = 3) -> pd.DataFrame:

@@ -21,15 +21,7 @@ from mmv.bank.project import fit_map, membership_weights, place_points
 D = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_faiss_thread():
-    # Spinning OpenMP threads on 2 shared cores make small faiss calls many times slower.
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_faiss_thread")
 
 
 def _clustered(n: int, clusters: int, d: int = D, noise: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

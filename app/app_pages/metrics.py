@@ -28,7 +28,7 @@ st.caption(
 search = ui.current_bank()
 model_path, bank_path = ui.paths()
 meta = search.meta
-selection = [r for r in st.session_state.get(state.SELECTED_ROWS, []) if 0 <= r < len(meta)]
+selection = ui.selected_rows(len(meta))
 n_test = int((meta["split"].astype(str) == "test").sum()) if "split" in meta.columns else 0
 
 

@@ -39,7 +39,7 @@ st.caption(
 search = ui.current_bank()
 _, bank_path = ui.paths()
 meta = search.meta
-selected = [r for r in st.session_state.get(state.SELECTED_ROWS, []) if 0 <= r < len(meta)]
+selected = ui.selected_rows(len(meta))
 # The view in the URL (colour, lines, the exported space): a link reopens it; bad parameters are ignored.
 VIEW = {
     "colour": Param("spaces_colour", "choice", colour_options(meta)),
