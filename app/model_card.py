@@ -407,8 +407,8 @@ def _training_rows(metadata: Mapping[str, Any], run: Mapping[str, Any], summary:
         rows.append(("precision / device", f"{train['precision']} on {train.get('device', '?')}"))
     loss = run.get("loss", {})
     if loss:
-        weights = ", ".join(f"{k[7:]} {v:g}" for k, v in loss.items() if k.startswith("lambda_"))
-        rows.append(("loss", f"temperature {loss.get('temperature', '?')}; weights {weights}"))
+        weights = ", ".join(f"\u03bb_{k[7:]} = {v:g}" for k, v in sorted(loss.items()) if k.startswith("lambda_"))
+        rows.append(("loss", f"temperature {loss.get('temperature', '?')}; {weights}"))
     if summary:
         rows.append(("completed", "yes" if summary.get("completed") else "no"))
         if summary.get("skipped"):
