@@ -123,6 +123,9 @@ def _worker(rank_: int, store: str, out_dir: str) -> None:
         except ValueError as err:
             result["uneven_error"] = str(err)
         torch.save(result, Path(out_dir) / f"rank{rank_}.pt")
+        # Both ranks leave together: a rank that tears the group down while the other still has gloo traffic in
+        # flight can abort it ("terminate called without an active exception", seen once on CI).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
