@@ -110,7 +110,8 @@ def test_a_url_reopens_the_view(server, page, shoot, search, tmp_path):
     page.goto(f"{server}/retrieval?source=text&q=a+blue+square&target=audio&k=3")
     settle(page, "text \u2192 audio in S_vat: top 3")
     assert page.get_by_label("Text query").input_value() == "a blue square"
-    assert "URL parameter" not in page.inner_text("body"), page.inner_text("body")[:3000]
+    # No warning about the URL's parameters (retried: once, on a loaded machine, one was caught mid-run).
+    pytest.importorskip("playwright.sync_api").expect(page.locator("body")).not_to_contain_text("URL parameter")
     query = parse_qs(urlparse(page.url).query)
     assert query == {"source": ["text"], "q": ["a blue square"], "target": ["audio"], "k": ["3"]}
     shoot(page, "metrics-url")
