@@ -74,9 +74,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest
-from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, retrieval_metrics
+from mmv.eval.retrieval import embed_manifest, eval_clips, retrieval_metrics
 from mmv.text import Vocabulary
 
 #: The labels that define an attribute-level match (and the clean description).
@@ -179,27 +178,14 @@ def evaluate_retrieval(
     """
     df = _split(manifest, split, max_clips)
     vocab = _vocabulary(vocab, model)
-    cfg = model.config
-    modalities = set(cfg.modalities)
-    text_cfg = cfg.text if ("text" in modalities and vocab is not None) else None
-    dataset = ClipDataset(
-        df,
-        video_cfg=cfg.video if "video" in modalities else None,
-        audio_cfg=cfg.audio if "audio" in modalities else None,
-        vocab=vocab if text_cfg is not None else None,
-        text_cfg=text_cfg,
-        num_captions=NARRATION_CAPTIONS,
-        mode="eval",
-        num_windows=num_windows,
-    )
+    dataset = eval_clips(model, df, vocab=vocab, num_windows=num_windows)
+    use_text = dataset.vocab is not None
     was_training = model.training
     model.eval()
     try:
         emb = embed_manifest(model, dataset, device, num_windows, batch_size=batch_size, num_workers=num_workers)
         labels = emb["labels"]
-        has_attrs = text_cfg is not None and all(
-            a in labels and all(v is not None for v in labels[a]) for a in ATTRIBUTES
-        )
+        has_attrs = use_text and all(a in labels and all(v is not None for v in labels[a]) for a in ATTRIBUTES)
         descriptions = None
         if has_attrs:
             from mmv.data.toyworld import clean_description

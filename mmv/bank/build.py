@@ -49,7 +49,7 @@ from mmv.data import media
 from mmv.data.dataset import ClipDataset, collate_clips
 from mmv.data.manifest import LABEL_PREFIX, label_columns, load_manifest
 from mmv.data.sampling import select_captions
-from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest
+from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, eval_clips
 
 #: Attributes that make a toy-world clip's clean description.
 DESCRIPTION_ATTRIBUTES = ("shape", "colour", "motion")
@@ -242,20 +242,9 @@ def build_bank(
     # 1. Embed.
     cfg = model.config
     mods = set(cfg.modalities)
-    vocab = getattr(model, "vocab", None)
-    use_text = "text" in mods and vocab is not None
+    dataset = eval_clips(model, df, num_windows=num_windows, cache_dir=cache_dir)
+    use_text = dataset.vocab is not None
     notes = [] if use_text or "text" not in mods else ["the model has no vocabulary: text was not embedded"]
-    dataset = ClipDataset(
-        df,
-        video_cfg=cfg.video if "video" in mods else None,
-        audio_cfg=cfg.audio if "audio" in mods else None,
-        vocab=vocab if use_text else None,
-        text_cfg=cfg.text if use_text else None,
-        num_captions=NARRATION_CAPTIONS,
-        mode="eval",
-        num_windows=num_windows,
-        cache_dir=cache_dir,
-    )
     loader = _ProgressLoader(
         dataset,
         batch_size=batch_size,

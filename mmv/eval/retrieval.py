@@ -212,6 +212,43 @@ def encode_images(model: nn.Module, images: torch.Tensor, mode: str = "auto") ->
 
 
 @torch.no_grad()
+def eval_clips(
+    model: nn.Module,
+    manifest: pd.DataFrame,
+    *,
+    vocab: Any = None,
+    num_windows: int = 1,
+    num_captions: int = NARRATION_CAPTIONS,
+    video: bool = True,
+    cache_dir: Any = None,
+) -> Any:
+    """The evaluation's :class:`~mmv.data.dataset.ClipDataset` of a manifest for a model (``'eval'`` mode).
+
+    Every modality the model has is read (video only when ``video``); text only when the model has a text tower
+    and a vocabulary (``vocab``, else ``model.vocab``): then each window carries its ``num_captions`` nearest
+    captions (the narration bag). The training loop's evaluation, :func:`evaluate_zero_shot` and the embedding
+    bank all embed clips through this one dataset, so their vectors agree. ``dataset.vocab is None`` says that
+    text is not read.
+    """
+    from mmv.data.dataset import ClipDataset
+
+    cfg = model.config
+    mods = set(cfg.modalities)
+    vocab = vocab if vocab is not None else getattr(model, "vocab", None)
+    text = "text" in mods and vocab is not None
+    return ClipDataset(
+        manifest,
+        video_cfg=cfg.video if "video" in mods and video else None,
+        audio_cfg=cfg.audio if "audio" in mods else None,
+        vocab=vocab if text else None,
+        text_cfg=cfg.text if text else None,
+        num_captions=num_captions,
+        mode="eval",
+        num_windows=num_windows,
+        cache_dir=cache_dir,
+    )
+
+
 def embed_manifest(
     model: nn.Module,
     dataset_or_loader: Any,
@@ -570,25 +607,14 @@ def evaluate_zero_shot(
     df = (df.iloc[: int(max_clips)] if max_clips is not None else df).reset_index(drop=True)
     cfg = model.config
     mods = set(cfg.modalities)
-    vocab = vocab if vocab is not None else getattr(model, "vocab", None)
     has_video = "video_path" in df.columns and df["video_path"].notna().any()
-    text = "text" in mods and vocab is not None
     if images == "auto":
         has_files = "image_path" in df.columns and df["image_path"].notna().any()
         can = "video" in mods and hasattr(model, "encode_image")
         images = "files" if has_files and can else ("frames" if has_video and can else "none")
     if not has_video and not (df["audio_path"].notna().any() if "audio_path" in df.columns else False):
         raise ValueError("evaluate_zero_shot: the clips have neither video nor audio files")
-    clips = ClipDataset(
-        df,
-        video_cfg=cfg.video if "video" in mods and has_video else None,
-        audio_cfg=cfg.audio if "audio" in mods else None,
-        vocab=vocab if text else None,
-        text_cfg=cfg.text if text else None,
-        num_captions=num_captions,
-        mode="eval",
-        num_windows=num_windows,
-    )
+    clips = eval_clips(model, df, vocab=vocab, num_windows=num_windows, num_captions=num_captions, video=has_video)
     run = {"device": device, "batch_size": batch_size, "num_workers": num_workers, "progress": progress}
     emb = embed_manifest(model, clips, num_windows=num_windows, **run)
     if images != "none":
