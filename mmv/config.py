@@ -97,6 +97,10 @@ class VideoConfig:
             as the released TPU checkpoint expects (``[B, T/2, H/2, W/2, 24]``).
         depth: TSM-ResNet depth (50 or 101).
         shift_fraction: fraction of channels shifted in each temporal direction (TSM).
+        input_centering: subtract each clip's mean colour (per channel over T, H and W; over H and W for a
+            deflated image) before the first conv. Off in the paper (inputs in [0, 1]); on for the toy world.
+        spatial_pool: how ``Embeddings`` reduces the last feature map: the mean over T, H and W (``'mean'``, the
+            paper's) or the mean over T and then the max over H and W (``'max'``).
     """
 
     backbone: str = "s3d"
@@ -111,6 +115,8 @@ class VideoConfig:
     space_to_depth: bool = False
     depth: int = 50
     shift_fraction: float = 0.125
+    input_centering: bool = False
+    spatial_pool: str = "mean"
 
     def validate(self) -> None:
         c = "VideoConfig"
@@ -124,6 +130,7 @@ class VideoConfig:
         _check_choice(c, "s3d_gating_startat", self.s3d_gating_startat, (None, *S3D_STAGES))
         _check_choice(c, "s3d_final_endpoint", self.s3d_final_endpoint, S3D_STAGES)
         _check_choice(c, "depth", self.depth, TSM_DEPTHS)
+        _check_choice(c, "spatial_pool", self.spatial_pool, ("mean", "max"))
         if not 0.0 <= self.shift_fraction <= 0.5:
             _fail(c, "shift_fraction", f"must be in [0, 0.5], got {self.shift_fraction!r}")
         if self.space_to_depth:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from train_helpers import single_thread
+from train_helpers import randomise_bn_, single_thread
 
 from mmv.config import NormConfig, VideoConfig
 from mmv.deflation import deflate, image_space_to_depth, inflate, mean_cosine, recalibrate
@@ -20,18 +20,6 @@ NORM = NormConfig()
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     single_thread()  # two busy-waiting OpenMP threads on two shared cores can make these tests 10x slower
-
-
-def _randomise_bn_(module: torch.nn.Module, seed: int = 0) -> None:
-    """Random running statistics and affine parameters, so BN is not the identity."""
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
-            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=g) * 0.2)
 
 
 def _interior(num_frames: int, kernel: int, stride: int) -> list[bool]:
@@ -59,7 +47,7 @@ def _s3d_cfg(**kw) -> VideoConfig:
 def test_deflated_block_equals_interior_frames_of_static_video(kernel, stride, separable, num_frames, boundary):
     torch.manual_seed(0)
     unit = SUnit3D(4, 6, kernel, NORM, stride=stride, separable=separable).eval()
-    _randomise_bn_(unit)
+    randomise_bn_(unit)
     image = torch.rand(2, 4, 12, 12)  # [B, C, H, W]
     video = image[:, :, None].expand(-1, -1, num_frames, -1, -1)  # static clip [B, C, T, H, W]
     with torch.no_grad():
@@ -91,7 +79,7 @@ def test_whole_s3d_prefix_is_exact_on_interior_frames_without_gating():
     # the video network on the interior frames of a static clip through the stem, a pool, 1x1 and separable units.
     torch.manual_seed(0)
     video_net = S3DG(_s3d_cfg(s3d_gating_startat=None), NORM).eval()
-    _randomise_bn_(video_net)
+    randomise_bn_(video_net)
     image = torch.rand(2, 32, 32, 3)
     with torch.no_grad():
         v = video_net.extract_endpoints(inflate(image, 16), "Conv2d_2c_3x3")
@@ -106,7 +94,7 @@ def test_whole_s3d_prefix_is_exact_on_interior_frames_without_gating():
 def test_space_to_depth_stem_sums_time_taps_and_time_subchannels():
     torch.manual_seed(0)
     video_net = S3DG(_s3d_cfg(space_to_depth=True), NORM).eval()
-    _randomise_bn_(video_net)
+    randomise_bn_(video_net)
     image = torch.rand(2, 32, 32, 3)
     # The image fold is the dt = 0 half of the video fold of a static clip.
     torch.testing.assert_close(image_space_to_depth(image), space_to_depth(inflate(image, 2))[:, 0, ..., :12])
@@ -125,7 +113,7 @@ def test_tsm_deflated_equals_centre_frame_of_long_static_clip():
     # 16 blocks each move information one frame: with T = 33 the centre frame never sees the zero padding.
     torch.manual_seed(0)
     video_net = TSMResNet(VideoConfig(backbone="tsm_resnet", width_mult=0.125), NORM).eval()
-    _randomise_bn_(video_net)
+    randomise_bn_(video_net)
     image = torch.rand(1, 32, 32, 3)
     with torch.no_grad():
         v = video_net(inflate(image, 33), final_endpoint="last_conv")
@@ -144,7 +132,7 @@ def _backbones():
         TSMResNet(VideoConfig(backbone="tsm_resnet", width_mult=0.125), NORM).eval(),
     ]
     for net in nets:
-        _randomise_bn_(net)
+        randomise_bn_(net)
     return nets
 
 
@@ -240,7 +228,7 @@ def tiny_model():
 
     torch.manual_seed(0)
     model = create_model("tiny_fac", video={"num_frames": 4, "frame_size": 32}, audio={"duration": 1.0}).eval()
-    _randomise_bn_(model.video)
+    randomise_bn_(model.video)
     return model
 
 

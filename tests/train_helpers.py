@@ -57,3 +57,15 @@ def subprocess_env() -> dict[str, str]:
 def single_thread() -> None:
     # Two busy-waiting OpenMP threads on two shared cores can make a step 100x slower.
     torch.set_num_threads(1)
+
+
+def randomise_bn_(module: torch.nn.Module, seed: int = 0) -> None:
+    """Random running statistics and affine parameters, so BN is not the identity."""
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=g) * 0.2)

@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmv.models.base import Backbone
-from mmv.models.layers import ConvSame, MaxPoolSame, same_pads
+from mmv.models.layers import ConvSame, MaxPoolSame, center_colours, same_pads, spatial_pool
 from mmv.models.s3d import S3DG, InceptionBlock3D, SelfGating, SUnit3D
 from mmv.models.tsm_resnet import TemporalShift, TSMBlock, TSMResNet
 
@@ -266,6 +266,8 @@ class DeflatedS3DG(Backbone):
         """Yields ``(name, [B, H', W', C])`` per stage in order, then ``('Embeddings', [B, output_dim])``."""
         if x.dim() != 4:
             raise ValueError(f"deflated S3D-G expects [B, H, W, C] images, got shape {tuple(x.shape)}")
+        if self.video.input_centering:
+            x = center_colours(x)
         if self.space_to_depth and x.shape[-1] == 3:
             x = image_space_to_depth(x)
         if x.shape[-1] != self.in_channels:
@@ -279,7 +281,7 @@ class DeflatedS3DG(Backbone):
         for name, layer in self.stages.items():
             x = layer(x)
             yield name, x.permute(0, 2, 3, 1)
-        yield "Embeddings", x.mean(dim=(2, 3))
+        yield "Embeddings", spatial_pool(x, self.video.spatial_pool)
 
 
 class DeflatedTSMBlock(nn.Module):
@@ -327,6 +329,8 @@ class DeflatedTSMResNet(Backbone):
         """Yields ``(name, [B, H', W', C])`` for every endpoint in order, then ``('Embeddings', [B, D])``."""
         if x.dim() != 4 or x.shape[-1] != 3:
             raise ValueError(f"deflated TSM-ResNet expects [B, H, W, 3] images, got shape {tuple(x.shape)}")
+        if self.video.input_centering:
+            x = center_colours(x)
         net = self.stem_pool(self.stem(x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)))
         yield "tsm_resnet_stem", net.permute(0, 2, 3, 1)
         for i, unit in enumerate(self.units):
@@ -335,7 +339,7 @@ class DeflatedTSMResNet(Backbone):
             yield f"tsm_resnet_unit_{i}", net.permute(0, 2, 3, 1)
         net = F.relu(self.final_bn(net))
         yield "last_conv", net.permute(0, 2, 3, 1)
-        yield "Embeddings", net.mean(dim=(2, 3))
+        yield "Embeddings", spatial_pool(net, self.video.spatial_pool)
 
 
 def deflate(video_backbone: nn.Module, own_bn: bool = True) -> Backbone:

@@ -115,6 +115,39 @@ def batch_norm(channels: int, dims: int, norm: NormConfig) -> nn.Module:
     return cls(channels, eps=norm.eps, momentum=norm.momentum)
 
 
+SPATIAL_POOLS = ("mean", "max")
+
+
+def center_colours(x: torch.Tensor) -> torch.Tensor:
+    """Subtracts each example's mean colour (``VideoConfig.input_centering``).
+
+    ``x`` is channels-last ``[B, ..., C]`` with ``C`` a multiple of 3: RGB, or RGB folded by space-to-depth, whose
+    channel ``c`` holds colour ``c % 3`` (:func:`mmv.models.s3d.space_to_depth`). The mean of each colour is taken
+    over every position (and every folded offset) of the example, so a clip ``[B, T, H, W, 3]`` loses its mean
+    over T, H and W and an image ``[B, H, W, 3]`` its mean over H and W; a static clip and its frame lose the
+    same values. Why: the toy world's grey backgrounds vary from clip to clip far more than a small object's
+    edges, and without this the first layers spend hundreds of steps learning to ignore the background level.
+    """
+    if x.shape[-1] % 3:
+        raise ValueError(f"center_colours expects RGB channels (a multiple of 3), got shape {tuple(x.shape)}")
+    grouped = x.unflatten(-1, (-1, 3))  # [B, ..., C/3, 3]
+    mean = grouped.mean(dim=tuple(range(1, grouped.dim() - 1)), keepdim=True)
+    return (grouped - mean).flatten(-2)
+
+
+def spatial_pool(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """``[B, C, H, W]`` -> ``[B, C]``: the mean (the original's) or the max over space (``VideoConfig.spatial_pool``).
+
+    The max keeps a small object's response whole instead of averaging it with the background; on the toy world
+    it halves the steps a video network needs before it separates shapes (``docs/results.md``, "Demo model").
+    """
+    if mode == "mean":
+        return x.mean(dim=(-2, -1))
+    if mode == "max":
+        return x.amax(dim=(-2, -1))
+    raise ValueError(f"spatial_pool: mode must be one of {SPATIAL_POOLS}, got {mode!r}")
+
+
 def scaled(channels: int, mult: float, minimum: int = 4) -> int:
     """Channel count ``channels * mult`` rounded, at least ``minimum`` (for width-scaled presets)."""
     if mult == 1:

@@ -1,7 +1,8 @@
 """S3D-G: the separable 3-D Inception video backbone of MMV (Xie et al. 2018, "Rethinking spatiotemporal ...").
 
-The network is the chain of :data:`mmv.config.S3D_STAGES`, then ``Embeddings`` (mean over T, H, W) of width
-1024 at full width. It follows the original Haiku model (spec section 2.1):
+The network is the chain of :data:`mmv.config.S3D_STAGES`, then ``Embeddings`` (mean over T, H, W, or with
+``VideoConfig.spatial_pool='max'`` the mean over T then the max over H, W) of width 1024 at full width. It
+follows the original Haiku model (spec section 2.1):
 
 * a unit (:class:`SUnit3D`) is conv -> BN -> ReLU; a *separable* unit with a spatial kernel > 1 is a spatial
   ``[1, k, k]`` conv (carrying the spatial stride) and a temporal ``[k_t, 1, 1]`` conv (carrying the temporal
@@ -29,7 +30,7 @@ from torch import nn
 
 from mmv.config import S3D_STAGES, NormConfig, VideoConfig
 from mmv.models.base import Backbone
-from mmv.models.layers import ConvSame, MaxPoolSame, batch_norm, haiku_init_, scaled
+from mmv.models.layers import ConvSame, MaxPoolSame, batch_norm, center_colours, haiku_init_, scaled, spatial_pool
 
 # Channel sextets (b0, b1a, b1b, b2a, b2b, b3) of the Inception blocks, as in the original.
 INCEPTION_CHANNELS: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -203,6 +204,8 @@ class S3DG(Backbone):
         self.ENDPOINTS = (*S3D_STAGES[: last + 1], "Embeddings")
         self.space_to_depth = cfg.space_to_depth
         self.in_channels = 24 if cfg.space_to_depth else 3
+        self.input_centering = cfg.input_centering
+        self.spatial_pool = cfg.spatial_pool
 
         def width(c: int) -> int:
             return scaled(c, cfg.width_mult)
@@ -255,6 +258,8 @@ class S3DG(Backbone):
         """Yields ``(name, [B, T', H', W', C])`` per stage in order, then ``('Embeddings', [B, output_dim])``."""
         if x.dim() != 5:
             raise ValueError(f"S3DG expects a [B, T, H, W, C] clip, got shape {tuple(x.shape)}")
+        if self.input_centering:
+            x = center_colours(x)
         if self.space_to_depth and x.shape[-1] == 3:
             x = space_to_depth(x)
         if x.shape[-1] != self.in_channels:
@@ -268,4 +273,4 @@ class S3DG(Backbone):
         for name, layer in self.stages.items():
             x = layer(x)
             yield name, x.permute(0, 2, 3, 4, 1)
-        yield "Embeddings", x.mean(dim=(2, 3, 4))
+        yield "Embeddings", spatial_pool(x.mean(dim=2), self.spatial_pool)

@@ -20,7 +20,7 @@ from torch import nn
 
 from mmv.config import NormConfig, VideoConfig
 from mmv.models.base import Backbone
-from mmv.models.layers import ConvSame, MaxPoolSame, batch_norm, haiku_init_, scaled
+from mmv.models.layers import ConvSame, MaxPoolSame, batch_norm, center_colours, haiku_init_, scaled, spatial_pool
 
 TSM_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 TSM_CHANNELS = (256, 512, 1024, 2048)
@@ -157,6 +157,8 @@ class TSMResNet(Backbone):
         w = cfg.width_mult
         self.depth = cfg.depth
         self.shift_fraction = cfg.shift_fraction
+        self.input_centering = cfg.input_centering
+        self.spatial_pool = cfg.spatial_pool
         stem_channels = scaled(64, w)
         self.stem = ConvSame(2, 3, stem_channels, 7, 2)
         self.stem_pool = MaxPoolSame(2, 3, 2)
@@ -199,6 +201,8 @@ class TSMResNet(Backbone):
         if x.dim() != 5:
             raise ValueError(f"TSMResNet expects a [B, T, H, W, 3] clip, got shape {tuple(x.shape)}")
         batch, num_frames = x.shape[:2]
+        if self.input_centering:
+            x = center_colours(x)
         net = x.reshape(batch * num_frames, *x.shape[2:]).permute(0, 3, 1, 2)  # [B*T, 3, H, W]
         net = self.stem_pool(self.stem(net))
         yield "tsm_resnet_stem", self._channels_last(net, batch, num_frames)
@@ -208,8 +212,8 @@ class TSMResNet(Backbone):
             yield f"tsm_resnet_unit_{i}", self._channels_last(net, batch, num_frames)
         net = F.relu(self.final_bn(net))
         yield "last_conv", self._channels_last(net, batch, num_frames)
-        pooled = net.mean(dim=(2, 3)).view(batch, num_frames, -1)  # per-frame spatial mean
-        yield "Embeddings", pooled.mean(dim=1)
+        frames = net.view(batch, num_frames, *net.shape[1:])  # [B, T, C, H, W]
+        yield "Embeddings", spatial_pool(frames.mean(dim=1), self.spatial_pool)
 
 
 def set_static_shift_(model: nn.Module, static: bool = True) -> nn.Module:
