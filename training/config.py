@@ -77,6 +77,10 @@ class DataConfig:
     cache_max_gib: float = 8.0
     vocab_min_count: int = 1
     vocab_max_size: int | None = None
+    # Without a word-vector file the vocabulary is built from the training captions; this also initialises the
+    # word vectors from those narrations (mmv.narration_vectors: PPMI of co-occurrence within a clip, then SVD)
+    # instead of N(0, 1). Text only: no labels, video or audio are read.
+    narration_word_vectors: bool = False
 
 
 @dataclass

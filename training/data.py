@@ -62,6 +62,17 @@ def build_vocabulary(frames: Sequence[pd.DataFrame], cfg: Config, remove_stop_wo
     )
 
 
+def narration_vectors(frames: Sequence[pd.DataFrame], vocab: Vocabulary, dim: int, remove_stop_words: bool):
+    """``[len(vocab), dim]`` word vectors from the training narrations, one document per clip.
+
+    Used for ``data.narration_word_vectors`` (:mod:`mmv.narration_vectors`: text only, no labels).
+    """
+    from mmv.narration_vectors import narration_word_vectors
+
+    documents = ([c["text"] for c in caps] for df in frames for caps in df["captions"])
+    return narration_word_vectors(documents, vocab, dim, remove_stop_words=remove_stop_words)
+
+
 def train_transform(cfg: Config, frame_size: int) -> TrainVideoTransform:
     d = cfg.data
     return TrainVideoTransform(

@@ -217,6 +217,13 @@ class Trainer:
         model = create_model(model_cfg)
         if vocab is not None:
             model.vocab = vocab
+        if state is None and vocab is not None and cfg.data.narration_word_vectors:
+            vectors = data_lib.narration_vectors(
+                self.frames, vocab, model_cfg.text.word_dim, model_cfg.text.remove_stop_words
+            )
+            with torch.no_grad():
+                model.text.embedding.weight.copy_(torch.from_numpy(vectors))
+            logger.info("word vectors: %d x %d from the training narrations", *vectors.shape)
         if state is not None:
             model.load_state_dict(state["model"])
         self.vocab = model.vocab if "text" in model_cfg.modalities else None
