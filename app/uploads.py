@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from mmv.data.media import MediaError, audio_info, video_info
+from mmv.data.media.probe import sniff_signature
 
 #: Kinds :func:`sniff` recognises, grouped by what the app does with them.
 VIDEO_KINDS = ("mp4", "matroska", "avi")
@@ -150,41 +151,27 @@ class ValidUpload:
     notes: list[str] = field(default_factory=list)
 
 
+# The ISO box types an upload may open with (the library's file checks also accept fragmented-MP4 boxes).
+_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+
+
 def sniff(head: bytes) -> str | None:
     """The kind of file the first bytes show (one of the ``*_KINDS``, ``'pdf'``, ``'zip'``), or ``None``.
 
     ``'text'`` means "no binary signature and no NUL byte": it may still fail to decode as UTF-8.
     """
-    if len(head) >= 8 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"):
-        return "mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska"
-    if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
-        return "wav"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "avi"
+    found = sniff_signature(head, _ISO_BOXES)
+    if found is not None:
+        return found
+    # Signatures the library's file checks do not need (none overlaps one of sniff_signature's).
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
-    if head.startswith(b"fLaC"):
-        return "flac"
-    if head.startswith(b"OggS"):
-        return "ogg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
     if head.startswith(b"BM") and len(head) >= 14 and head[6:10] == b"\x00\x00\x00\x00":
         return "bmp"
-    if head.startswith(b"%PDF"):
-        return "pdf"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "text"  # a UTF-16 byte-order mark: text, which the UTF-8 decoder then refuses clearly
-    if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE6 in (0xE2, 0xE4, 0xE6)):
-        return "mp3"  # ID3 tag, or an MPEG-1/2 layer II/III frame sync
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE6 in (0xE2, 0xE4, 0xE6):
+        return "mp3"  # an MPEG-1/2 layer II/III frame sync (an ID3 tag is sniff_signature's)
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
         return "aac"  # ADTS frame sync (layer bits 00)
     if b"\x00" in head:

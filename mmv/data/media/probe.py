@@ -117,9 +117,14 @@ class AudioInfo:
 # --------------------------------------------------------------------------------------------------
 
 
-def _sniff(head: bytes) -> str | None:
-    """The format the first bytes of a file show, or ``None`` when they are not recognised."""
-    if len(head) >= 8 and head[4:8] in _ISO_BOXES:
+def sniff_signature(head: bytes, iso_boxes: tuple[bytes, ...] = _ISO_BOXES) -> str | None:
+    """The media or document format whose magic bytes open ``head``, or ``None`` when none does.
+
+    Recognises mp4 (an ISO box type from ``iso_boxes`` at bytes 4-8), matroska, wav, avi, flac, ogg, png, jpeg,
+    gif, pdf, zip and mp3 behind an ID3 tag. Shared by the library's file checks (:func:`_sniff`) and the app's
+    upload sniffer, which each add their own rules for what is left (text, more formats).
+    """
+    if len(head) >= 8 and head[4:8] in iso_boxes:
         return "mp4"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "matroska"
@@ -143,6 +148,14 @@ def _sniff(head: bytes) -> str | None:
         return "zip"
     if head.startswith(b"ID3"):
         return "mp3"
+    return None
+
+
+def _sniff(head: bytes) -> str | None:
+    """The format the first bytes of a file show, or ``None`` when they are not recognised."""
+    found = sniff_signature(head)
+    if found is not None:
+        return found
     if b"\x00" in head:
         return None
     try:
