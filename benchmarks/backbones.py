@@ -16,7 +16,6 @@ batch, precision and device, measured side by side in this run, and prints ours 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -26,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import device_name  # noqa: E402
 from mmv.factory import create_model, list_models  # noqa: E402
 
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = device_name(device)
     print(
         f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"precision {args.precision}"

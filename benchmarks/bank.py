@@ -29,7 +29,6 @@ The machine's load average is printed: other processes share the cores and lengt
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -40,14 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
+from benchmarks.machine import load_average  # noqa: E402
 from mmv.bank.index import Searcher, build_ivf, exact_search, normalize, recall_at_k, search_threads  # noqa: E402
-
-
-def _load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def synthetic(n: int, d: int, clusters: int, noise: float, seed: int) -> np.ndarray:
@@ -101,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     faiss.omp_set_num_threads(args.threads)
-    print(f"n = {args.n:,}, k = {args.k}, faiss {faiss.__version__}, {args.threads} threads, load {_load_average()}")
+    print(f"n = {args.n:,}, k = {args.k}, faiss {faiss.__version__}, {args.threads} threads, load {load_average()}")
     rows = []
     for d in args.dims:
         t = time.perf_counter()
@@ -149,7 +142,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             del index, searcher
             print(_table(rows[-1:]), flush=True)
         del x
-    print(f"\nload average at the end: {_load_average()}")
+    print(f"\nload average at the end: {load_average()}")
     print(_table(rows))
     return rows
 

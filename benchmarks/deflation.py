@@ -19,7 +19,6 @@ measured side by side in one run. The backbone only: the heads cost the same in 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import device_name  # noqa: E402
 from mmv.deflation import deflate, inflate  # noqa: E402
 from mmv.factory import create_model  # noqa: E402
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     torch.backends.cudnn.benchmark = True
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = device_name(device)
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}, {args.precision}")
     head = f"{'preset':<10} {'input':>8} {'batch':>5}"
     head += "".join(f" {f'inflated T={t}':>15}" for t in FRAMES) + f" {'deflated':>10}"

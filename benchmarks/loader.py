@@ -18,7 +18,6 @@ average (other processes share the cores).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -28,17 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from torch.utils.data import DataLoader  # noqa: E402
 
+from benchmarks.machine import load_average  # noqa: E402
 from mmv.config import AudioConfig, VideoConfig  # noqa: E402
 from mmv.data import toyworld  # noqa: E402
 from mmv.data.dataset import ClipDataset, collate_clips  # noqa: E402
 from mmv.data.transforms import TrainVideoTransform  # noqa: E402
-
-
-def _load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -115,7 +108,7 @@ def main(argv: list[str] | None = None) -> float:
         f"colour={'off' if args.no_color else 'device' if args.color_on_device else 'loader'}"
     )
     print(f"first epoch ({len(ds)} clips, cache fill + start-up): {warm:.1f} s")
-    print(f"{clips} clips in {elapsed:.2f} s: {rate:.1f} clips/s  (skipped {skipped}; load average {_load_average()})")
+    print(f"{clips} clips in {elapsed:.2f} s: {rate:.1f} clips/s  (skipped {skipped}; load average {load_average()})")
     if tmp is not None:
         del loader, stream
         tmp.cleanup()
