@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from train_helpers import randomise_bn_, single_thread
@@ -22,14 +24,10 @@ def _one_thread():
 
 def _nets(**options) -> list[torch.nn.Module]:
     torch.manual_seed(0)
+    # S3D-G cut after Mixed_3c as in the demo: a 4 x 4 grid at 32 px, where the mean and the max differ.
+    s3d = VideoConfig(backbone="s3d", num_frames=8, frame_size=32, width_mult=0.125, s3d_final_endpoint="Mixed_3c")
     nets = [
-        S3DG(
-            VideoConfig(
-                backbone="s3d", num_frames=8, frame_size=32, width_mult=0.125, s3d_final_endpoint="Mixed_3c", **options
-            ),
-            NORM,
-        ).eval(),  # noqa: E501
-        # (cut after Mixed_3c as in the demo: a 4 x 4 grid at 32 px, where mean and max differ)
+        S3DG(dataclasses.replace(s3d, **options), NORM).eval(),
         TSMResNet(VideoConfig(backbone="tsm_resnet", width_mult=0.125, **options), NORM).eval(),
     ]
     for net in nets:
