@@ -21,6 +21,7 @@ VIDEO_BACKBONES = ("s3d", "tsm_resnet")
 AUDIO_BACKBONES = ("resnet",)
 RESNET_DEPTHS = (18, 34, 50, 101)
 TSM_DEPTHS = (50, 101)
+SPATIAL_POOLS = ("mean", "max")  # VideoConfig.spatial_pool: how Embeddings reduces space
 S3D_STAGES = (
     "Conv2d_1a_7x7",
     "MaxPool_2a_3x3",
@@ -130,7 +131,7 @@ class VideoConfig:
         _check_choice(c, "s3d_gating_startat", self.s3d_gating_startat, (None, *S3D_STAGES))
         _check_choice(c, "s3d_final_endpoint", self.s3d_final_endpoint, S3D_STAGES)
         _check_choice(c, "depth", self.depth, TSM_DEPTHS)
-        _check_choice(c, "spatial_pool", self.spatial_pool, ("mean", "max"))
+        _check_choice(c, "spatial_pool", self.spatial_pool, SPATIAL_POOLS)
         if not 0.0 <= self.shift_fraction <= 0.5:
             _fail(c, "shift_fraction", f"must be in [0, 0.5], got {self.shift_fraction!r}")
         if self.space_to_depth:

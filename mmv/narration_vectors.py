@@ -1,4 +1,4 @@
-"""Word vectors learnt from the training narrations alone: PPMI of co-occurrence within a clip, then SVD.
+"""Word vectors learnt from the training narrations alone: PPMI of co-occurrence within a clip, eigenvectors.
 
 The paper's text tower starts from word2vec vectors trained on a large text corpus (GoogleNews) and keeps them
 frozen (``shared/mmv_spec.md`` section 1.3). Nothing can be downloaded here and the toy world's words are not

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmv.config import NormConfig
+from mmv.config import SPATIAL_POOLS, NormConfig
 
 
 def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
@@ -113,9 +113,6 @@ def batch_norm(channels: int, dims: int, norm: NormConfig) -> nn.Module:
     """BatchNorm over ``[B, C, ...]`` with the model's momentum/eps (``dims`` = spatial dims: 0, 2, 3)."""
     cls = {0: nn.BatchNorm1d, 1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dims]
     return cls(channels, eps=norm.eps, momentum=norm.momentum)
-
-
-SPATIAL_POOLS = ("mean", "max")
 
 
 def center_colours(x: torch.Tensor) -> torch.Tensor:
