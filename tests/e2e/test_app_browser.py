@@ -99,13 +99,16 @@ def _pick_box(plot: dict, coords, fewest: int = 3, most: int | None = None, clea
     raise AssertionError("no clean box found on the map")
 
 
-def test_box_selection_fills_the_gallery_with_the_clips_inside(server, page, shoot, search):
+def _select_box(page, server: str, search, fewest: int = 3) -> list[int]:
+    """Opens Spaces, drags a box on the S_va map around ``fewest`` or more clips, waits for the gallery's header.
+
+    Returns the bank rows inside the box, in the order the gallery lists them.
+    """
     page.set_viewport_size({"width": 1400, "height": 1700})
     page.goto(server)
     settle(page, "S_vat (video, audio, text)")
     va = _plots(page)[0]
-    coords = search.bank.coords("va")
-    (ax, ay), (bx, by), expected = _pick_box(va, coords)
+    (ax, ay), (bx, by), expected = _pick_box(va, search.bank.coords("va"), fewest=fewest)
     page.mouse.move(ax, ay)
     page.mouse.down()
     page.mouse.move((ax + bx) / 2, (ay + by) / 2, steps=6)
@@ -113,6 +116,11 @@ def test_box_selection_fills_the_gallery_with_the_clips_inside(server, page, sho
     page.mouse.up()
     n = len(expected)
     settle(page, f"Gallery: {n} selected clip{'s' if n != 1 else ''}")
+    return expected
+
+
+def test_box_selection_fills_the_gallery_with_the_clips_inside(server, page, shoot, search):
+    expected = _select_box(page, server, search)
     ids = [search.meta.iloc[r]["clip_id"] for r in expected]
     every_id = set(search.meta["clip_id"].astype(str))
     cards = page.locator('[data-testid="stMarkdownContainer"] strong').all_inner_texts()

@@ -18,7 +18,7 @@ import pytest
 
 from app import export, metrics
 from e2e.conftest import settle
-from e2e.test_app_browser import _pick_box, _plots
+from e2e.test_app_browser import _select_box
 
 TABLE_JS = """el => ({
     head: [...el.querySelectorAll('thead th')].map(c => c.innerText.trim()),
@@ -61,18 +61,8 @@ def _matches(shown: dict, expected: dict) -> None:
 
 
 def test_selecting_clips_changes_the_metrics(server, page, shoot, search, tmp_path):
-    page.set_viewport_size({"width": 1400, "height": 1700})
-    page.goto(server)
-    settle(page, "S_vat (video, audio, text)")
-    va = _plots(page)[0]
-    (ax, ay), (bx, by), expected_rows = _pick_box(va, search.bank.coords("va"), fewest=6)
-    page.mouse.move(ax, ay)
-    page.mouse.down()
-    page.mouse.move((ax + bx) / 2, (ay + by) / 2, steps=6)
-    page.mouse.move(bx, by, steps=6)
-    page.mouse.up()
+    expected_rows = _select_box(page, server, search, fewest=6)
     n = len(expected_rows)
-    settle(page, f"Gallery: {n} selected clips")
 
     page.get_by_role("link", name="Metrics").click()  # the sidebar's navigation: same session, same selection
     test_rows = metrics.scope_rows(search.meta, "test").rows
