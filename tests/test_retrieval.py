@@ -185,6 +185,18 @@ def test_embed_manifest_takes_a_loader_and_checks_windows(tiny_model) -> None:
         embed_manifest(tiny_model, loader, "cpu", num_windows=2)
 
 
+def test_embed_manifest_records_no_autograd_graph(tiny_model) -> None:
+    """Embedding a manifest (the bank, every evaluation) runs the towers with gradients off: no graph is kept."""
+    seen = []
+    hook = tiny_model.video.register_forward_hook(lambda module, args, out: seen.append(torch.is_grad_enabled()))
+    try:
+        embed_manifest(tiny_model, _Windows(rows=2, windows=1), "cpu", batch_size=2)
+    finally:
+        hook.remove()
+    assert seen == [False]
+    assert torch.is_grad_enabled()  # restored for the caller
+
+
 # ---------------------------------------------------------------------------------------------- directions
 
 

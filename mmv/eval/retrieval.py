@@ -211,7 +211,6 @@ def encode_images(model: nn.Module, images: torch.Tensor, mode: str = "auto") ->
     return encode(images, mode=mode)
 
 
-@torch.no_grad()
 def eval_clips(
     model: nn.Module,
     manifest: pd.DataFrame,
@@ -249,6 +248,7 @@ def eval_clips(
     )
 
 
+@torch.no_grad()
 def embed_manifest(
     model: nn.Module,
     dataset_or_loader: Any,
