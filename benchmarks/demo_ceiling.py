@@ -121,7 +121,6 @@ class Classifier(nn.Module):
 
     def __init__(self, model: nn.Module, tower: str) -> None:
         super().__init__()
-        self.tower = tower
         self.net = model.video if tower == "video" else model.audio
         self.frontend = model.audio_frontend if tower == "audio" else None
         self.heads = nn.ModuleDict({a: nn.Linear(self.net.output_dim, len(v)) for a, v in ATTRIBUTES.items()})

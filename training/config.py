@@ -78,8 +78,8 @@ class DataConfig:
     vocab_min_count: int = 1
     vocab_max_size: int | None = None
     # Without a word-vector file the vocabulary is built from the training captions; this also initialises the
-    # word vectors from those narrations (mmv.narration_vectors: PPMI of co-occurrence within a clip, then SVD)
-    # instead of N(0, 1). Text only: no labels, video or audio are read.
+    # word vectors from those narrations instead of N(0, 1) (mmv.narration_vectors: PPMI of co-occurrence within a
+    # clip, then its top positive eigenvectors). Text only: no labels, video or audio are read.
     narration_word_vectors: bool = False
 
 
