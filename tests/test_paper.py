@@ -113,3 +113,33 @@ def test_make_paper_on_the_bundled_samples_trains_evaluates_and_writes_the_table
     assert "| fac-s0 |" in section and "| va-s0 |" in section and "| 5. Deflation |" in section
     probe_row = next(line for line in section.splitlines() if "mean of the three" in line)
     assert f"va {va['probe']['mean']:.3f}" in probe_row and f"fac {fac['probe']['mean']:.3f}" in probe_row
+
+
+def test_a_finished_run_of_another_recipe_is_stale_and_one_of_the_same_recipe_is_not(tmp_path):
+    from training import config as config_lib
+
+    recipe = str(paper.CONFIGS / paper.VARIANTS["fac"])
+    wanted = config_lib.parse_args(["--config", recipe, "--run_dir", str(tmp_path / "r")]).to_dict()
+    run = tmp_path / "r"
+    assert paper.stale_run(run, wanted) == []  # nothing there yet
+    run.mkdir()
+    (run / "summary.json").write_text("{}")
+    assert paper.stale_run(run, wanted) == ["config.yaml"]  # a run that cannot say its recipe
+    same = config_lib.parse_args(["--config", recipe, "--log.progress", "false", "--train.checkpoint_every", "7"])
+    (run / "config.yaml").write_text(config_lib.dump(same))
+    assert paper.stale_run(run, wanted) == []  # only how it was carried out differs
+    other = config_lib.parse_args(["--config", recipe, "--optim.lr", "0.123", "--train.steps", "9"])
+    (run / "config.yaml").write_text(config_lib.dump(other))
+    assert paper.stale_run(run, wanted) == ["optim.lr", "train.steps"]
+
+
+def test_recipe_differences_names_nested_and_one_sided_keys():
+    from training.config import recipe_differences
+
+    old = {"model": {"overrides": {"video": {"spatial_pool": "max"}}}, "log": {"every": 1}, "seed": 0}
+    new = {"model": {"overrides": {"video": {"spatial_pool": "mean", "input_centering": True}}}, "log": {"every": 9}}
+    assert recipe_differences(old, new) == [
+        "model.overrides.video.input_centering",
+        "model.overrides.video.spatial_pool",
+        "seed",
+    ]

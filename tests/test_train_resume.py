@@ -118,3 +118,15 @@ def test_killed_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_pat
     assert steps_of(run) == [1, 2, 3, 4]  # rows 3 and 4 replaced, none duplicated
     assert sorted(p.name for p in ckpt.iterdir()) == ["latest", "step_2.pt", "step_4.pt"]
     assert read_state(ckpt / "step_4.pt")["step"] == 4
+
+
+def test_a_run_of_another_recipe_is_not_resumed(tmp_path: Path) -> None:
+    from training.config import ConfigError
+
+    run = tmp_path / "run"
+    main(tiny_args(run, "--train.steps", "2", "--train.checkpoint_every", "1"))
+    with pytest.raises(ConfigError, match=r"another recipe \(it differs in optim.lr\)"):
+        main(tiny_args(run, "--train.steps", "3", "--optim.lr", "0.5", "--resume", "latest"))
+    # How a run is carried out (threads, logs, checkpoints) and its length may change on resume.
+    extended = main(tiny_args(run, "--train.steps", "3", "--train.cpu_threads", "1", "--resume", "latest"))
+    assert extended["step"] == 3 and extended["completed"]

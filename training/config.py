@@ -120,6 +120,13 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = False
     device: str = "auto"  # auto | cpu | cuda (under torchrun: cuda:LOCAL_RANK)
+    # torch's CPU threads: "auto" follows the cores other processes leave free (mmv.threads: spinning OpenMP
+    # threads on a shared CPU made steps 3-9x slower), a number fixes them (a run then repeats bit for bit)
+    cpu_threads: str | int = "auto"
+    # a curriculum stage before step 1 of a fresh run: the audio tower learns by instance discrimination on
+    # audio alone for this many steps (training.audio_warmup; 0: none)
+    audio_warmup_steps: int = 0
+    audio_warmup_freeze: bool = False  # keep the warmed-up audio network fixed afterwards (its heads still train)
     checkpoint_every: int = 1000
     keep: int = 3  # training checkpoints kept (the oldest are deleted)
     stop_after: int | None = None  # leave after this global step (a job time limit); the schedule keeps `steps`
@@ -190,8 +197,14 @@ class Config:
         checks = [
             (self.train.precision in PRECISIONS, "train.precision", f"must be one of {PRECISIONS}"),
             (self.train.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda"),
+            (
+                self.train.cpu_threads == "auto" or _positive_int(self.train.cpu_threads),
+                "train.cpu_threads",
+                "must be auto or a positive number of threads",
+            ),
             (self.dist.backend in ("auto", "nccl", "gloo"), "dist.backend", "must be auto, nccl or gloo"),
             (self.train.steps >= 1, "train.steps", "must be >= 1"),
+            (self.train.audio_warmup_steps >= 0, "train.audio_warmup_steps", "must be >= 0 (0: none)"),
             (self.train.accum_steps >= 1, "train.accum_steps", "must be >= 1"),
             (self.train.checkpoint_every >= 0, "train.checkpoint_every", "must be >= 0 (0: only at the end)"),
             (self.train.keep >= 1, "train.keep", "must be >= 1"),
@@ -229,6 +242,18 @@ class Config:
 # ---------------------------------------------------------------------------------------------------
 # Building a Config from plain data, with type checks
 # ---------------------------------------------------------------------------------------------------
+
+
+def _positive_int(value: Any) -> bool:
+    """True for a positive int, or a string of one (a dotted flag's ``--train.cpu_threads 2``)."""
+    if isinstance(value, str):
+        return value.isdigit() and int(value) > 0
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def fixed_cpu_threads(train: TrainConfig) -> int | None:
+    """``train.cpu_threads`` as a thread count, or ``None`` for ``auto`` (:class:`mmv.threads.ThreadGovernor`)."""
+    return None if train.cpu_threads == "auto" else int(train.cpu_threads)
 
 
 def _type_name(tp: Any) -> str:
@@ -418,6 +443,42 @@ def parse_args(argv: list[str]) -> Config:
             rest.append(argv[i])
             i += 1
     return resolve(config_path, parse_overrides(rest))
+
+
+#: Keys that say how a run is carried out, not what it learns: a run resumed or reused under other values of
+#: these is the same run (dotted prefixes).
+RUN_KEYS: tuple[str, ...] = (
+    "run_dir", "resume", "log.", "eval.", "train.checkpoint_every", "train.keep", "train.stop_after",
+    "train.cpu_threads", "train.device", "data.num_workers", "data.val", "dist.timeout_minutes",
+)  # fmt: skip
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out |= _flatten(value, f"{prefix}{key}.")
+        return out
+    return {prefix[:-1]: data}
+
+
+def recipe_differences(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = RUN_KEYS) -> list[str]:
+    """The dotted keys whose values differ between two resolved configs (``Config.to_dict()`` or a run's
+    ``config.yaml``), leaving out ``ignore`` (:data:`RUN_KEYS`); a key only one side has counts as differing."""
+    a, b = _flatten(old), _flatten(new)
+
+    def ignored(key: str) -> bool:
+        return any(key == k or (k.endswith(".") and key.startswith(k)) for k in ignore)
+
+    return sorted(k for k in a.keys() | b.keys() if not ignored(k) and a.get(k, "<unset>") != b.get(k, "<unset>"))
+
+
+def load_run_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The resolved config a run wrote (``<run_dir>/config.yaml``), or ``None`` when it has none."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return None
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def dump(cfg: Config) -> str:

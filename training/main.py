@@ -54,12 +54,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from mmv.checkpoint import save_checkpoint
 from mmv.factory import create_model, get_config
 from mmv.fileio import atomic_file
 from mmv.losses import MMVLoss
 from mmv.text import Vocabulary
+from mmv.threads import ThreadGovernor
 from training import checkpointing, distributed
 from training import config as config_lib
 from training import data as data_lib
@@ -165,6 +167,7 @@ class Trainer:
         np.random.seed(cfg.seed + env.rank)  # noqa: NPY002 - the legacy global generator, for third-party code
         self.frames = data_lib.load_sources(cfg.data.train)
         self._build_model(state)
+        self.governor = self._cpu_threads()
         self._build_optimization(state)
         self._build_data(state)
         self._build_logs(state)
@@ -180,6 +183,7 @@ class Trainer:
         self.eval_metrics: dict[str, float] = {}
         self.saved_step = self.step if state is not None else -1
         self.last_out: dict[str, Any] = {}
+        self.audio_warmup: dict[str, float] = {}
 
     # -- construction ---------------------------------------------------------------------------------
 
@@ -195,6 +199,20 @@ class Trainer:
                 f"{self.run_dir} already holds checkpoints ({existing[-1].name}); pass --resume latest to continue "
                 "that run, or choose another run_dir"
             )
+        if found is not None:
+            written = config_lib.load_run_config(self.run_dir)
+            changed = (
+                []
+                if written is None
+                else config_lib.recipe_differences(
+                    written, self.cfg.to_dict(), ignore=(*config_lib.RUN_KEYS, "train.steps")
+                )
+            )
+            if changed:
+                return None, (
+                    f"{self.run_dir} holds a run of another recipe (it differs in {', '.join(changed[:8])}); resuming "
+                    "would mix the two: delete that folder, or choose another run_dir"
+                )
         if self.cfg.resume and found is None:
             logger.warning("resume %r: no checkpoint in %s yet, starting from scratch", self.cfg.resume, self.run_dir)
         return (None if found is None else str(found)), None
@@ -233,11 +251,22 @@ class Trainer:
             model = distributed.convert_sync_batchnorm(model, env)
         if cfg.train.channels_last:
             set_conv_memory_format(model, channels_last=True)
+        if cfg.train.audio_warmup_steps > 0 and cfg.train.audio_warmup_freeze and "audio" in model_cfg.modalities:
+            model.audio.requires_grad_(False)  # fixed after its warm-up (which trains it regardless), before DDP
         self.raw_model = model
         configure_backends(env.device)
         if cfg.train.compile:
             model = torch.compile(model)
         self.model = distributed.wrap_ddp(model, env, cfg.dist.find_unused_parameters)
+
+    def _cpu_threads(self) -> ThreadGovernor | None:
+        """Fixes torch's CPU threads (``train.cpu_threads: N``) or returns the governor that follows the free cores
+        (``auto``, on a CPU device; :mod:`mmv.threads`)."""
+        fixed = config_lib.fixed_cpu_threads(self.cfg.train)
+        if fixed is not None:
+            torch.set_num_threads(fixed)
+            return None
+        return ThreadGovernor() if self.env.device.type == "cpu" else None
 
     def _build_optimization(self, state: dict[str, Any] | None) -> None:
         cfg, device = self.cfg, self.env.device
@@ -392,13 +421,47 @@ class Trainer:
             self.progress.write(f"step {self.step}: saved {path}")
         self.saved_step = self.step
 
+    def _audio_warmup(self, stream: Iterator[dict[str, Any]]) -> None:
+        """The audio curriculum stage (:mod:`training.audio_warmup`) on a fresh run; rank 0's result is kept."""
+        steps, cfg = self.cfg.train.audio_warmup_steps, self.cfg
+        if steps <= 0 or self.step > 0 or "audio" not in self.raw_model.modalities:
+            return
+        from training.audio_warmup import warm_up_audio
+
+        started = time.perf_counter()
+        bar = tqdm(total=steps, desc="audio warm-up", disable=not (self.env.is_main and cfg.log.progress))
+
+        def on_step(step: int, loss: float) -> None:
+            bar.update()
+            if step % 50 == 0 or step == steps:
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+        losses = warm_up_audio(
+            self.raw_model, stream, steps, lr=cfg.optim.lr, warmup_steps=cfg.optim.warmup_steps,
+            seed=cfg.seed, device=self.env.device, on_step=on_step,
+        )  # fmt: skip
+        bar.close()
+        if self.env.world_size > 1:  # every rank saw other batches: keep rank 0's audio tower
+            state = distributed.broadcast_object(
+                self.env, self.raw_model.audio.state_dict() if self.env.is_main else None
+            )
+            self.raw_model.audio.load_state_dict(state)
+        self.audio_warmup = {"steps": steps, "first_loss": losses[0], "last_loss": losses[-1],
+                             "seconds": time.perf_counter() - started}  # fmt: skip
+        if self.env.is_main:
+            logger.info("audio warm-up: %d steps, NT-Xent %.3f -> %.3f in %.1f s", steps, losses[0], losses[-1],
+                        self.audio_warmup["seconds"])  # fmt: skip
+
     def run(self) -> dict[str, Any]:
         """Trains from the current step to ``stop_step``; returns the summary of :meth:`finish`."""
         cfg = self.cfg
         stop = self.stop_step
         stream = self._batches()
+        self._audio_warmup(stream)
         window_clips, window_time = 0, 0.0  # clips/s counts loading and training, not evaluation or saving
         while self.step < stop:
+            if self.governor is not None:
+                self.governor.update()
             start = time.perf_counter()
             micro, clips = self._micro_batches(stream)
             out = self.train_step(micro)
@@ -416,6 +479,7 @@ class Trainer:
                 row |= {k: float(v) for k, v in out.items() if k != "lr"}  # .item(): syncs the device here only
                 row["clips_per_s"] = window_clips / window_time if window_time > 0 else 0.0
                 row["skipped"] = self.skips.count
+                row["cpu_threads"] = torch.get_num_threads() if self.env.device.type == "cpu" else 0
                 self.last_metrics = {k: v for k, v in row.items() if k not in ("step", "time")}
                 self.csv.write(row | metrics)
                 self.tensorboard.write(self.step, row | metrics)
@@ -447,6 +511,7 @@ class Trainer:
             "checkpoint": None if latest is None else str(latest),
             "model_dir": None,
             "weights_digest": weights_digest(self.raw_model),
+            "audio_warmup": dict(self.audio_warmup),
         }
         if self.env.is_main:
             if completed:

@@ -21,7 +21,8 @@ nce         ablation_nce_text.yaml      NCE for video-text: one narration per cl
 
 Each (variant, seed) is a *job*: a subprocess (``python -m training.paper job ...``) that trains the recipe
 for ``--steps`` steps into ``OUT/<variant>-s<seed>`` (``training.main``; rerunning resumes or reuses a finished
-run), then evaluates it and writes ``paper.json`` there: zero-shot retrieval on the toy world's test split
+run whose recipe is the same, and trains again one whose recipe has changed), then evaluates it and writes
+``paper.json`` there: zero-shot retrieval on the toy world's test split
 (:func:`training.evaluation.evaluate_retrieval`, attribute and clip level) and linear probes of the frozen video
 representation for shape, colour and motion (:func:`mmv.eval.linear_probe.run_probe`: StandardScaler +
 LinearSVC, C chosen on val, scored on test; features of ``--probe-train`` training clips, the val and the test
@@ -41,6 +42,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -90,22 +92,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(variant: str, seed: int, steps: int, run_dir: Path, manifest: Path) -> dict[str, Any]:
-    """Trains (or resumes, or reuses) one run; returns its ``summary.json``."""
+    """Trains (or resumes, or reuses) one run; returns its ``summary.json``.
+
+    A run is resumed or reused only when the recipe it wrote (``config.yaml``) equals the one asked for now, up
+    to how it is carried out (:data:`training.config.RUN_KEYS`); after a recipe change its folder is cleared and
+    it trains again, so the table never reports runs of an older recipe.
+    """
+    from training import config as config_lib
     from training import main as train_main
 
-    summary_path = run_dir / "summary.json"
-    if summary_path.is_file():
-        done = json.loads(summary_path.read_text())
-        if done.get("completed") and done.get("step") == steps and (run_dir / "model" / "config.json").is_file():
-            return done
     argv = [
         "--config", str(CONFIGS / VARIANTS[variant]), "--run_dir", str(run_dir), "--seed", str(seed),
         "--train.steps", str(steps), "--train.checkpoint_every", str(max(steps // 2, 1)),
         "--data.train.0.manifest", str(manifest), "--data.val", str(manifest), "--data.num_workers", "1",
         "--eval.at_end", "false", "--log.progress", "false", "--log.tensorboard", "false", "--resume", "latest",
     ]  # fmt: skip
+    stale = stale_run(run_dir, config_lib.parse_args(argv).to_dict())
+    if stale:
+        print(f"{run_dir}: its recipe differs from this one ({', '.join(stale[:6])}): training it again", flush=True)
+        shutil.rmtree(run_dir)
+    summary_path = run_dir / "summary.json"
+    if summary_path.is_file():
+        done = json.loads(summary_path.read_text())
+        if done.get("completed") and done.get("step") == steps and (run_dir / "model" / "config.json").is_file():
+            return done
     train_main.main(argv)
     return json.loads(summary_path.read_text())
+
+
+def stale_run(run_dir: Path, wanted: dict[str, Any]) -> list[str]:
+    """The recipe keys in which the run in ``run_dir`` differs from ``wanted`` (``[]``: none, or no run there).
+    A folder with checkpoints or a summary but no ``config.yaml`` is stale as a whole (``['config.yaml']``)."""
+    from training import config as config_lib
+
+    if not run_dir.is_dir():
+        return []
+    written = config_lib.load_run_config(run_dir)
+    if written is None:
+        leftovers = (run_dir / "summary.json").is_file() or any((run_dir / "checkpoints").glob("*.pt"))
+        return ["config.yaml"] if leftovers else []
+    return config_lib.recipe_differences(written, wanted)
 
 
 def _probes(model: Any, manifest: Path, probe_train: int, seed: int) -> dict[str, Any]:
