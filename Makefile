@@ -32,27 +32,33 @@ e2e-browser:
 
 test: lint pytest
 
-# The demo: the demo model (trained when missing), its embedding bank over the toy world (built when missing
-# or older than the model), then the app on http://localhost:8501 (Ctrl-C stops it).
-DEMO_MODEL ?= models/demo/model
+# The demo: the shipped demo model (data_samples/demo_model, committed: nothing is trained), the toy world it was
+# trained on (generated when missing, ~45 s), its embedding bank (built when missing or older than the model,
+# ~30 s), then the app on http://localhost:8501 (Ctrl-C stops it).
+DEMO_MODEL ?= data_samples/demo_model
 DEMO_BANK  ?= models/demo/bank
 DEMO_PORT  ?= 8501
+DEMO_RUN   ?= models/demo
+TOYWORLD   := models/toyworld/manifest.parquet
 
 demo: install
-	test -f $(DEMO_MODEL)/config.json || $(MAKE) demo-model
+	@test -f $(DEMO_MODEL)/config.json || { echo "no model in $(DEMO_MODEL): 'make demo-model' trains one"; exit 1; }
 	$(MAKE) $(DEMO_BANK)/provenance.json
 	@echo "mmv explorer: http://localhost:$(DEMO_PORT) (Ctrl-C stops it)"
 	MMV_APP_MODEL=$(DEMO_MODEL) MMV_APP_BANK=$(DEMO_BANK) $(BIN)/streamlit run app --server.port $(DEMO_PORT)
 
-$(DEMO_BANK)/provenance.json: $(DEMO_MODEL)/model.safetensors
-	$(BIN)/python -m training.build_bank --checkpoint $(DEMO_MODEL) --manifest models/toyworld/manifest.parquet \
-		--out $(DEMO_BANK)
+$(TOYWORLD):
+	$(BIN)/python -m training.make_toyworld --out models/toyworld --clips 2000 --seed 0
 
-# The demo model: the toy world (generated once, 2000 clips) and tiny_fac trained on it into models/demo
-# (model/ is the exported checkpoint); rerunning resumes. `make demo` runs it when models/demo/model is missing.
-demo-model: install
-	test -f models/toyworld/manifest.parquet || $(BIN)/python -m training.make_toyworld --out models/toyworld --clips 2000 --seed 0
-	$(BIN)/python -m training.main --config training/configs/demo_cpu.yaml --resume latest
+$(DEMO_BANK)/provenance.json: $(DEMO_MODEL)/model.safetensors | $(TOYWORLD)
+	$(BIN)/python -m training.build_bank --checkpoint $(DEMO_MODEL) --manifest $(TOYWORLD) --out $(DEMO_BANK)
+
+# Rebuilds the shipped demo model: tiny_fac trained on the toy world into $(DEMO_RUN) (about 25 minutes on 2 CPU
+# cores; rerunning resumes), then published into data_samples/demo_model with its test metrics and command
+# (training.publish_demo). Commit that folder to ship it.
+demo-model: install $(TOYWORLD)
+	$(BIN)/python -m training.main --config training/configs/demo_cpu.yaml --run_dir $(DEMO_RUN) --resume latest
+	$(BIN)/python -m training.publish_demo --run $(DEMO_RUN) --manifest $(TOYWORLD) --out data_samples/demo_model
 
 # The paper's claims at toy scale: 6 ablations x 3 seeds on the toy world (generated when missing), about 25
 # minutes on 2 CPU cores; prints the table and writes it into docs/results.md (training/paper.py).

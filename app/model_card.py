@@ -219,9 +219,13 @@ def parameter_counts(model: Any) -> pd.DataFrame:
 
 
 def find_run_dir(checkpoint: str | Path) -> Path | None:
-    """The training run a checkpoint was exported from (its parent, when that holds a run's files), or ``None``."""
-    parent = Path(checkpoint).resolve().parent
-    return parent if any((parent / name).exists() for name in RUN_FILES) else None
+    """The training run a checkpoint was exported from, or ``None``: the checkpoint's own folder when it carries
+    the run's files (a published model, :mod:`training.publish_demo`), else its parent when that holds them."""
+    here = Path(checkpoint).resolve()
+    for candidate in (here, here.parent):
+        if any((candidate / name).exists() for name in RUN_FILES):
+            return candidate
+    return None
 
 
 def read_metrics(run_dir: str | Path | None) -> tuple[pd.DataFrame | None, str | None]:

@@ -1,9 +1,9 @@
 """Where the app finds its model and bank, and the names of the values it keeps per session.
 
-No Streamlit here. The defaults are the demo's (``models/demo/model`` and ``models/demo/bank``, which
-``make demo`` builds when missing); ``MMV_APP_MODEL`` / ``MMV_APP_BANK`` override them (the e2e tests and the
-benchmark point the app at a tiny model and bank this way). The sidebar also offers every checkpoint and bank
-found under ``models/`` and any path typed in.
+No Streamlit here. The defaults are the demo's: the shipped model ``data_samples/demo_model`` and its bank
+``models/demo/bank``, which ``make demo`` builds when missing; ``MMV_APP_MODEL`` / ``MMV_APP_BANK`` override
+them (the e2e tests and the benchmark point the app at a tiny model and bank this way). The sidebar also offers
+every checkpoint and bank found under ``models/`` and any path typed in.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS_DIR = ROOT / "models"
-DEFAULT_MODEL = MODELS_DIR / "demo" / "model"
+DEFAULT_MODEL = ROOT / "data_samples" / "demo_model"  # shipped with the repository (make demo-model rebuilds it)
 DEFAULT_BANK = MODELS_DIR / "demo" / "bank"
 ENV_MODEL = "MMV_APP_MODEL"
 ENV_BANK = "MMV_APP_BANK"

@@ -16,7 +16,7 @@
 
 Usage (the demo's model and bank by default; ``make demo`` builds them)::
 
-    python benchmarks/app.py [--model models/demo/model] [--bank models/demo/bank] [--threads 1] [--runs 3]
+    python benchmarks/app.py [--model data_samples/demo_model] [--bank models/demo/bank] [--threads 1] [--runs 3]
 
 Targets (2 CPU cores, the demo bank): first page <= 10 s, text query <= 0.5 s, 10-s clip -> results <= 5 s.
 """
@@ -170,7 +170,7 @@ def bench_upload(model, search, runs: int = 3) -> tuple[float, list[float], list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "demo" / "model"))
+    parser.add_argument("--model", default=str(ROOT / "data_samples" / "demo_model"))
     parser.add_argument("--bank", default=str(ROOT / "models" / "demo" / "bank"))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (as the app: MMV_APP_THREADS, 1)")
     parser.add_argument("--runs", type=int, default=3, help="uploaded clips timed")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m training.build_bank --checkpoint models/demo/model --manifest models/toyworld/manifest.parquet \\
+    python -m training.build_bank --checkpoint data_samples/demo_model --manifest models/toyworld/manifest.parquet \\
         --out models/demo/bank
     python -m training.build_bank --checkpoint C --manifest M --out DIR --splits val test --num-windows 4
     python -m training.build_bank --checkpoint C --manifest M --out DIR --no-previews --no-thumbnails --quiet

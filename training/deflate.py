@@ -3,16 +3,16 @@
 Usage::
 
     # frames of a manifest's training clips; held-out frames from its val split
-    python -m training.deflate --checkpoint models/demo/model --manifest models/toyworld/manifest.parquet \\
+    python -m training.deflate --checkpoint data_samples/demo_model --manifest models/toyworld/manifest.parquet \\
         --steps 2000
     # any folder of jpg/png images (10 % held out for the cosine report)
     python -m training.deflate --checkpoint runs/s3d/model --images /data/images --steps 2000 --device cuda
     # the report of docs/deflation.md (cosines, image->text / image->video retrieval, zero-shot
     # classification of toy-world test frames, time per image), after recalibrating:
-    python -m training.deflate --checkpoint models/demo/model --manifest models/toyworld/manifest.parquet \\
+    python -m training.deflate --checkpoint data_samples/demo_model --manifest models/toyworld/manifest.parquet \\
         --steps 2000 --report
     # the same report for the calibration already stored, without training:
-    python -m training.deflate --checkpoint models/demo/model --manifest models/toyworld/manifest.parquet \\
+    python -m training.deflate --checkpoint data_samples/demo_model --manifest models/toyworld/manifest.parquet \\
         --report-only
 
 Only the deflated network's BatchNorm gamma/beta are learnt (Adam, L1 between the deflated output on an image

@@ -3,7 +3,7 @@
 Usage::
 
     # Linear probe of a manifest label on the video representation (features cached for the next probe)
-    python -m training.evaluate probe --checkpoint models/demo/model \\
+    python -m training.evaluate probe --checkpoint data_samples/demo_model \\
         --manifest models/toyworld/manifest.parquet --label label_shape --num-windows 4 --cache-dir runs/features
 
     # ESC-50 (5-fold cross-validation on the audio representation), UCF101 split 1, a class-per-folder set

@@ -54,7 +54,7 @@ into the ``(shape, colour, motion)`` triples present in the split (about 120 for
 
 Command line (a saved model on a manifest split; prints a table, or JSON with ``--json``)::
 
-    python -m training.evaluation --model models/demo/model --manifest models/toyworld/manifest.parquet \
+    python -m training.evaluation --model data_samples/demo_model --manifest models/toyworld/manifest.parquet \
         --split test --num-windows 4
 """
 

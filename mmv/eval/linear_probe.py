@@ -441,7 +441,7 @@ def probe_manifest(
 
     Example::
 
-        model = load_checkpoint("models/demo/model")
+        model = load_checkpoint("data_samples/demo_model")
         r = probe_manifest(model, "models/toyworld/manifest.parquet", "label_shape", num_windows=4,
                            cache_dir="runs/features")
         print(r["top1"])
