@@ -60,8 +60,8 @@ demo-model: install $(TOYWORLD)
 	$(BIN)/python -m training.main --config training/configs/demo_cpu.yaml --run_dir $(DEMO_RUN) --resume latest
 	$(BIN)/python -m training.publish_demo --run $(DEMO_RUN) --manifest $(TOYWORLD) --out data_samples/demo_model
 
-# The paper's claims at toy scale: 6 ablations x 3 seeds on the toy world (generated when missing), about 25
-# minutes on 2 CPU cores; prints the table and writes it into docs/results.md (training/paper.py).
+# The paper's claims at toy scale: 6 ablations x 3 seeds of 500 steps on the toy world (generated when missing),
+# about 30 minutes on 2 CPU cores; prints the table and writes it into docs/results.md (training/paper.py).
 paper: install
 	$(BIN)/python -m training.paper
 

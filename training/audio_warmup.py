@@ -119,7 +119,7 @@ def warm_up_audio(
     """Trains ``model.audio`` by instance discrimination for ``steps`` steps (module docstring).
 
     Args:
-        model: the (plain, not DDP-wrapped) MMV model with an audio tower; left in train mode.
+        model: the (plain, not DDP-wrapped) MMV model with an audio tower; its train/eval mode is restored.
         batches: training batches with ``audio`` ``[B, S]`` (the MMV loader's); ``steps`` of them are taken.
         steps: optimizer steps.
         lr: Adam's learning rate after the warm-up.

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m training.paper                       # the default: 6 variants x 3 seeds, 300 steps each
+    python -m training.paper                       # the default: 6 variants x 3 seeds, 500 steps each
     python -m training.paper --seeds 0 --steps 100 --no-write   # a quick look (numbers are noise)
     python -m training.paper --jobs 1 --threads 2  # one run at a time, two threads each
 
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/paper", help="where the runs go (default runs/paper)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="default 0 1 2")
-    p.add_argument("--steps", type=int, default=300, help="training steps per run (default 300)")
+    p.add_argument("--steps", type=int, default=500, help="training steps per run (default 500)")
     p.add_argument("--probe-train", type=int, default=600, help="training clips of the linear probes (default 600)")
     p.add_argument("--deflate-steps", type=int, default=500, help="recalibration steps (default 500; 0: skip)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")

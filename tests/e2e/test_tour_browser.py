@@ -110,6 +110,6 @@ def test_the_model_page_shows_the_card(server, page, shoot, app_paths):
     assert page.get_by_text("Parameters", exact=True).count() >= 1
     if find_run_dir(app_paths[0]) is None:  # the tests' tiny model: no run beside it
         assert page.get_by_text("No training run beside this checkpoint").count() == 1
-    else:  # e.g. MMV_E2E_MODEL=models/demo/model: its curves
+    else:  # e.g. MMV_E2E_MODEL=data_samples/demo_model: its curves
         page.locator(".js-plotly-plot").first.wait_for()
     shoot(page, "model")
