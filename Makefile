@@ -13,7 +13,21 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "$$WARM_MAPS"
 	touch $(STAMP)
+
+# UMAP (numba) compiles its kernels on first use and caches them in the venv: compiling them here, at install, on
+# random data of both code paths (exact neighbours under 4096 points, NN-descent above), takes that cost out of
+# the first bank build (make demo on a fresh clone).
+define WARM_MAPS
+import numpy as np
+from mmv.bank.project import fit_map
+for n in (300, 4200):
+    x = np.random.default_rng(0).standard_normal((n, 32)).astype(np.float32)
+    fit_map(x / np.linalg.norm(x, axis=1, keepdims=True), seed=0)
+print("UMAP kernels compiled and cached")
+endef
+export WARM_MAPS
 
 install: $(STAMP)
 
