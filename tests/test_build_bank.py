@@ -287,3 +287,54 @@ def test_spaces_follow_the_models_graph(built, graph: str, heads: dict, spaces: 
     assert bank.spaces == spaces and bank.provenance["manifest"]["path"] is None
     if graph == "shared":  # one space under two names
         np.testing.assert_array_equal(bank.vectors("va", "video"), bank.vectors("vat", "video"))
+
+
+def test_the_governor_sets_the_threads_before_every_batch(built) -> None:
+    """``governor``: re-measured before each batch, in the thread that runs the model; the vectors do not change."""
+    from mmv.threads import ThreadGovernor
+
+    readings = iter(range(1, 10_000))
+    applied: list[int] = []
+    # A planted machine whose other processes keep many cores busy: the governor falls to one thread.
+    governor = ThreadGovernor(
+        max_threads=2,
+        interval_s=0.0,
+        min_window_s=0.0,
+        reader=lambda: (1000.0 * next(readings), 1e9),
+        own=lambda: 0.0,
+        set_threads=applied.append,
+    )
+    governor.cores = 2
+    calls = {"n": 0}
+    update = governor.update
+
+    def counted() -> int:
+        calls["n"] += 1
+        return update()
+
+    governor.update = counted  # type: ignore[method-assign]
+    bank = build_bank(
+        built["model"],
+        built["manifest"],
+        built["tmp"] / "governed",
+        splits=["val"],
+        num_windows=1,
+        batch_size=2,
+        thumbnails=False,
+        previews=False,
+        progress=False,
+        governor=governor,
+    )
+    clips = len(load_manifest(built["manifest"]).query("split == 'val'"))
+    assert calls["n"] == math.ceil(clips / 2)  # one update per batch of 2 windows
+    assert applied[-1] == 1 and governor.threads == 1
+    assert len(bank) > 0
+
+
+def test_cli_threads_option(built, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp = built["tmp"]
+    args = ["--checkpoint", str(tmp / "ckpt"), "--manifest", str(built["manifest"]), "--out", str(tmp / "x")]
+    for bad in ("-1", "many"):
+        with pytest.raises(SystemExit):
+            main([*args, "--threads", bad])
+        assert "--threads" in capsys.readouterr().err
