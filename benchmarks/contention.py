@@ -12,7 +12,7 @@ workload        what is timed (the demo recipe's model, ``training/configs/demo_
 ==============  ===================================================================================================
 train-2         one training step (batch 32, forward, backward, Adam) at 2 fixed torch threads: the old behaviour
 train-auto      the same step under :class:`mmv.threads.ThreadGovernor` (``train.cpu_threads: auto``, the default)
-bank            32 clips' video and audio embedded in eval mode, governed (``training.build_bank --threads auto``)
+bank            embedding 32 clips' video and audio in eval mode at 1 thread (``training.build_bank``'s default)
 app             one typed query and one uploaded clip embedded at 1 thread (the app's default, MMV_APP_THREADS)
 ==============  ===================================================================================================
 
@@ -80,20 +80,17 @@ def workload(name: str, model: torch.nn.Module) -> tuple[Callable[[], None], Thr
             optimizer.step()
 
         return step, governor
+    torch.set_num_threads(1)
     if name == "bank":
-        torch.set_num_threads(2)
         batch = random_batch(model, 32)
-        governor = ThreadGovernor(max_threads=2)
 
         @torch.no_grad()
         def embed() -> None:
-            governor.update()
             model.eval()
             model.encode_video(batch["video"])
             model.encode_audio(batch["audio"])
 
-        return embed, governor
-    torch.set_num_threads(1)
+        return embed, None
     one = random_batch(model, 1)
 
     @torch.no_grad()

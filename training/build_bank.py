@@ -26,19 +26,6 @@ from mmv.bank import Bank, build_bank
 from mmv.bank.index import DEFAULT_EXACT_MAX
 
 
-def _threads(value: str) -> str | int:
-    """``--threads``: ``auto`` or a count >= 0."""
-    if value == "auto":
-        return value
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number of threads, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected 'auto' or a number >= 0, got {n}")
-    return n
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.build_bank",
@@ -67,11 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--threads",
-        type=_threads,
-        default="auto",
-        help="torch intra-op threads: 'auto' (default) uses the cores other processes leave free, re-measured "
-        "every 2 s (mmv.threads: spinning OpenMP threads beside a busy process slow a tiny model down many "
-        "times); N fixes N; 0 keeps torch's default",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: on a small shared CPU, spinning OpenMP threads slow a tiny "
+        "model down many times; 0 keeps torch's default)",
     )
     parser.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -115,12 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from mmv.checkpoint import CheckpointError, load_checkpoint
-    from mmv.threads import ThreadGovernor, cpu_count
 
-    governor = None
-    if args.threads == "auto":
-        governor = ThreadGovernor(max_threads=cpu_count()) if args.device == "cpu" else None
-    elif args.threads > 0:
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
 
     umap = {}
@@ -147,7 +129,6 @@ def main(argv: list[str] | None = None) -> int:
             device=args.device,
             num_workers=args.num_workers,
             exact_max=args.exact_max,
-            governor=governor,
         )
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

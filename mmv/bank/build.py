@@ -50,7 +50,6 @@ from mmv.data.dataset import ClipDataset, collate_clips
 from mmv.data.manifest import LABEL_PREFIX, label_columns, load_manifest
 from mmv.data.sampling import select_captions
 from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, eval_clips
-from mmv.threads import ThreadGovernor
 
 #: Attributes that make a toy-world clip's clean description.
 DESCRIPTION_ATTRIBUTES = ("shape", "colour", "motion")
@@ -61,16 +60,9 @@ NARRATION_SEPARATOR = " / "
 class _ProgressLoader(DataLoader):
     """A DataLoader whose iteration drives a tqdm bar over the dataset's items (skipped ones included)."""
 
-    def __init__(
-        self,
-        *args: Any,
-        progress: bool = True,
-        desc: str = "embed",
-        governor: ThreadGovernor | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, progress: bool = True, desc: str = "embed", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._progress, self._desc, self._governor = progress, desc, governor
+        self._progress, self._desc = progress, desc
 
     def __iter__(self):  # type: ignore[override]
         from tqdm import tqdm
@@ -79,8 +71,6 @@ class _ProgressLoader(DataLoader):
         try:
             for batch in super().__iter__():
                 bar.update(len(batch.get("clip_id", [])) + int(batch.get("num_skipped", 0)))
-                if self._governor is not None:  # runs in the consumer's thread, the one that runs the model
-                    self._governor.update()
                 yield batch
         finally:
             bar.close()
@@ -204,7 +194,6 @@ def build_bank(
     preview_seconds: float = bank_media.PREVIEW_SECONDS,
     media_workers: int = 2,
     cache_dir: str | os.PathLike | None = None,
-    governor: ThreadGovernor | None = None,
 ) -> Bank:
     """Embeds every clip of a manifest and writes the bank directory (module docstring: the steps).
 
@@ -230,10 +219,6 @@ def build_bank(
         preview_seconds: longest preview.
         media_workers: threads writing thumbnails and previews.
         cache_dir: FLAC cache for container audio (default ``$MMV_CACHE_DIR/audio`` or ``~/.cache/mmv/audio``).
-        governor: re-measures the cores other processes leave free before each batch and sets torch's threads
-            to them (:mod:`mmv.threads`; ``training.build_bank --threads auto``); ``None`` keeps the caller's
-            thread count. The thread count can change an embedding's last bits (the order of a sum), so a bank
-            built under another load is equal to the tolerance of float32, not byte for byte.
 
     Returns:
         The written bank, loaded.
@@ -267,7 +252,6 @@ def build_bank(
         num_workers=num_workers,
         collate_fn=collate_clips,
         progress=progress,
-        governor=governor,
     )
     try:
         emb = embed_manifest(model, loader, device, num_windows)
