@@ -283,3 +283,37 @@ def test_narration_bag_matches_the_evaluation() -> None:
     # training.evaluation and the bank both read clips through eval_clips with its default bag
     eval_captions = inspect.signature(eval_clips).parameters["num_captions"].default
     assert NARRATION_CAPTIONS == eval_captions
+
+
+def test_umap_kernels_cached_on_disk_keep_their_options_and_give_the_same_map(monkeypatch) -> None:
+    """mmv.bank.project.cache_umap_kernels swaps where UMAP's machine code comes from, not what it computes."""
+    import importlib
+
+    import numba
+    from numba.core.caching import NullCache
+
+    from mmv.bank import project
+    from mmv.bank.project import UNCACHED_UMAP_KERNELS, cache_umap_kernels
+
+    x = np.random.default_rng(5).standard_normal((200, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    cache_umap_kernels()
+    cached_xy, _ = fit_map(x, seed=2)
+    assert cache_umap_kernels() == []  # idempotent: every kernel is cached already
+    for module_name, attr in UNCACHED_UMAP_KERNELS:
+        module = importlib.import_module(module_name)
+        kernel = getattr(module, attr)
+        assert not isinstance(kernel._cache, NullCache)
+        # The same options as umap-learn's decorators (the parallel layout variant is never swapped).
+        expected = {"smooth_knn_dist": {"parallel": True}, "compute_membership_strengths": {"parallel": True}}
+        for key, value in expected.get(attr, {"fastmath": True, "parallel": False}).items():
+            assert kernel.targetoptions[key] == value
+        # An uncached twin, compiled here in memory, for the reference map.
+        options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
+        twin = numba.njit(kernel.py_func, locals=dict(kernel.locals), **options)
+        assert isinstance(twin._cache, NullCache)
+        monkeypatch.setattr(module, attr, twin)
+    monkeypatch.setattr(project, "cache_umap_kernels", lambda: [])  # fit_map would swap the twins back
+    reference_xy, _ = fit_map(x, seed=2)
+    assert all(isinstance(getattr(importlib.import_module(m), a)._cache, NullCache) for m, a in UNCACHED_UMAP_KERNELS)
+    np.testing.assert_array_equal(cached_xy, reference_xy)

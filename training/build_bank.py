@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--num-workers",
         type=int,
-        default=1,
-        help="DataLoader processes decoding clips while the model runs (default 1)",
+        default=2,
+        help="DataLoader processes decoding clips while the model runs (default 2: decoding, not the one-thread "
+        "model, is the slower half; docs/benchmarks.md)",
     )
     parser.add_argument(
         "--threads",

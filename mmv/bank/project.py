@@ -9,7 +9,8 @@ the same vectors and parameters give the same coordinates, bit for bit, on the s
 numba compilation alone costs ~30 s) and removes its randomness. Above ``max_fit_points`` vectors a seeded
 sample is fitted and the rest are placed with :func:`place_points`. Fewer than ``MIN_UMAP_POINTS`` vectors are
 mapped by PCA instead (UMAP's spectral initialisation needs more points). Every parameter is stored with the
-map.
+map. UMAP's kernels come from numba's on-disk cache (:func:`cache_umap_kernels`), so a build does not spend
+seconds compiling them.
 
 **Placing new points** (:func:`place_points`) without the UMAP object (a pickle would run code when loaded,
 and the bank never unpickles anything): exactly the initialisation of UMAP's own ``transform``. For each new
@@ -95,6 +96,44 @@ def _knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx.astype(np.int32), np.clip(1.0 - sims, 0.0, 2.0).astype(np.float32)
 
 
+#: UMAP's numba kernels that fitting a map runs and umap-learn (0.5.x) compiles without ``cache=True``:
+#: (module, attribute). Compiling them took 6-8 s of every bank build's first map on the 2-core machine.
+UNCACHED_UMAP_KERNELS = (
+    ("umap.umap_", "smooth_knn_dist"),
+    ("umap.umap_", "compute_membership_strengths"),
+    ("umap.layouts", "_nb_optimize_layout_euclidean_single_epoch"),
+)
+
+
+def cache_umap_kernels() -> list[str]:
+    """Recompiles UMAP's uncached kernels with numba's on-disk cache on; returns the names it switched.
+
+    Each kernel listed in :data:`UNCACHED_UMAP_KERNELS` is replaced, in its module, by a dispatcher of the same
+    Python function with the same options (``fastmath``, ``parallel``, ``locals``) plus ``cache=True``, so the
+    machine code is compiled once (``make install`` does it, in the venv) and loaded by every later process.
+    The code that runs is the same; only where it comes from changes. Kernels already cached, missing (another
+    umap-learn) or not numba dispatchers are left alone. Only the serial layout epoch is switched: numba's cache
+    index does not tell ``parallel=True`` from ``False`` of the same function, so caching both could load one
+    for the other. Idempotent.
+    """
+    import importlib
+
+    import numba
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    switched = []
+    for module_name, attr in UNCACHED_UMAP_KERNELS:
+        module = importlib.import_module(module_name)
+        kernel = getattr(module, attr, None)
+        if not isinstance(kernel, CPUDispatcher) or not isinstance(getattr(kernel, "_cache", None), NullCache):
+            continue
+        options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
+        setattr(module, attr, numba.njit(kernel.py_func, locals=dict(kernel.locals), cache=True, **options))
+        switched.append(f"{module_name}.{attr}")
+    return switched
+
+
 @contextmanager
 def _thread_counts_kept() -> Iterator[None]:
     """Restores torch's and faiss's OpenMP thread counts after UMAP: numba sets the OpenMP runtime's thread count
@@ -139,6 +178,7 @@ def fit_map(
 
     import umap
 
+    cache_umap_kernels()
     fit = np.arange(n)
     if n > max_fit_points:
         fit = np.sort(np.random.default_rng(seed).choice(n, max_fit_points, replace=False))
