@@ -285,35 +285,51 @@ def test_narration_bag_matches_the_evaluation() -> None:
     assert NARRATION_CAPTIONS == eval_captions
 
 
-def test_umap_kernels_cached_on_disk_keep_their_options_and_give_the_same_map(monkeypatch) -> None:
+def test_umap_kernels_cached_on_disk_give_the_same_map_as_umap_learns_own(monkeypatch) -> None:
     """mmv.bank.project.cache_umap_kernels swaps where UMAP's machine code comes from, not what it computes."""
     import importlib
 
-    import numba
     from numba.core.caching import NullCache
 
     from mmv.bank import project
-    from mmv.bank.project import UNCACHED_UMAP_KERNELS, cache_umap_kernels
+    from mmv.bank.project import ORIGINAL_UMAP_KERNELS, UNCACHED_UMAP_KERNELS, cache_umap_kernels
 
     x = np.random.default_rng(5).standard_normal((200, 16)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     cache_umap_kernels()
     cached_xy, _ = fit_map(x, seed=2)
-    assert cache_umap_kernels() == []  # idempotent: every kernel is cached already
+    assert cache_umap_kernels() == []  # idempotent: every kernel is swapped already
     for module_name, attr in UNCACHED_UMAP_KERNELS:
         module = importlib.import_module(module_name)
         kernel = getattr(module, attr)
-        assert not isinstance(kernel._cache, NullCache)
-        # The same options as umap-learn's decorators (the parallel layout variant is never swapped).
-        expected = {"smooth_knn_dist": {"parallel": True}, "compute_membership_strengths": {"parallel": True}}
-        for key, value in expected.get(attr, {"fastmath": True, "parallel": False}).items():
-            assert kernel.targetoptions[key] == value
-        # An uncached twin, compiled here in memory, for the reference map.
-        options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
-        twin = numba.njit(kernel.py_func, locals=dict(kernel.locals), **options)
-        assert isinstance(twin._cache, NullCache)
-        monkeypatch.setattr(module, attr, twin)
-    monkeypatch.setattr(project, "cache_umap_kernels", lambda: [])  # fit_map would swap the twins back
+        kernel = getattr(kernel, "dispatcher", kernel)  # the parallel graph kernels are called under a lock
+        assert not isinstance(kernel._cache, NullCache) and kernel.targetoptions["nogil"] is True
+        original = ORIGINAL_UMAP_KERNELS[(module_name, attr)]  # umap-learn's own dispatcher, uncached
+        assert isinstance(original._cache, NullCache) and original.py_func.__code__ is kernel.py_func.__code__
+        assert original.targetoptions["parallel"] is (attr != "_nb_optimize_layout_euclidean_single_epoch")
+        assert {k: v for k, v in kernel.targetoptions.items() if k != "nogil"} == original.targetoptions
+        monkeypatch.setattr(module, attr, original)
+    monkeypatch.setattr(project, "cache_umap_kernels", lambda: [])  # fit_map would swap them back
     reference_xy, _ = fit_map(x, seed=2)
-    assert all(isinstance(getattr(importlib.import_module(m), a)._cache, NullCache) for m, a in UNCACHED_UMAP_KERNELS)
     np.testing.assert_array_equal(cached_xy, reference_xy)
+
+
+def test_maps_fitted_side_by_side_equal_maps_fitted_one_at_a_time() -> None:
+    """fit_maps runs one thread per space; the maps, and the process's warning filters, are as if it did not."""
+    import warnings
+
+    from mmv.bank.project import fit_maps
+
+    rng = np.random.default_rng(9)
+    stacks = {}
+    for name, (n, d) in {"va": (260, 24), "vat": (330, 16), "tiny": (3, 16)}.items():
+        v = rng.standard_normal((n, d)).astype(np.float32)
+        stacks[name] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    filters = list(warnings.filters)
+    together = fit_maps(stacks, seed=4, params={"n_neighbors": 10})
+    assert warnings.filters == filters
+    for name, v in stacks.items():
+        xy, info = fit_map(v, seed=4, params={"n_neighbors": 10})
+        np.testing.assert_array_equal(together[name][0], xy)
+        assert together[name][1] == info
+    assert together["tiny"][1]["method"] == "pca" and together["va"][1]["method"] == "umap"

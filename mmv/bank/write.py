@@ -25,7 +25,7 @@ import pandas as pd
 
 from mmv.bank import media as bank_media
 from mmv.bank.index import DEFAULT_EXACT_MAX, DEFAULT_TARGET_RECALL, build_ivf
-from mmv.bank.project import DEFAULT_MAX_FIT_POINTS, fit_map
+from mmv.bank.project import DEFAULT_MAX_FIT_POINTS, fit_maps
 from mmv.bank.project import umap_params as resolve_umap_params
 from mmv.bank.store import (
     DESCRIPTIONS_FILE,
@@ -254,9 +254,10 @@ def write_bank(
         t = time.perf_counter()
         maps: dict[str, Any] = {}
         (tmp / "coords").mkdir(exist_ok=True)
+        stacks = {space: np.concatenate([vectors[(space, m)][0] for m in mods]) for space, mods in spaces.items()}
+        fitted = fit_maps(stacks, seed=seed, params=params, max_fit_points=max_fit_points)  # one thread per space
         for space, mods in spaces.items():
-            stacked = np.concatenate([vectors[(space, m)][0] for m in mods])
-            xy, maps[space] = fit_map(stacked, seed=seed, params=params, max_fit_points=max_fit_points)
+            xy, maps[space] = fitted[space]
             coords = pd.DataFrame(
                 {
                     "row": np.concatenate([vectors[(space, m)][1] for m in mods]).astype(np.int64),
