@@ -218,7 +218,7 @@ def fit_maps(
     """:func:`fit_map` of several spaces at once, one thread per space; the same maps as one at a time.
 
     UMAP runs each fit on one core; with its kernels GIL-free (:func:`cache_umap_kernels`) two spaces fit side
-    by side (the demo bank's S_va and S_vat: 9.3 s one after the other, 6.0 s together on 2 cores). Warning
+    by side (the demo bank's S_va and S_vat: the build's maps stage went from 11.2 s to 7.8 s on 2 cores). Warning
     filters and thread counts are set once, here, because neither ``warnings.catch_warnings`` nor the thread
     counts are safe to save and restore from two threads.
 
