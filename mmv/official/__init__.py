@@ -1,0 +1,1 @@
+"""Reading DeepMind's released MMV (JAX/Haiku) checkpoints."""
