@@ -207,6 +207,9 @@ class TextConfig:
         word_vectors: optional path to pretrained vectors (word2vec ``.bin``, GloVe/word2vec ``.txt``,
             or ``.npy`` with a ``.vocab.txt`` beside it). Informational: weights live in the checkpoint.
         remove_stop_words: drop English stop words before truncating to ``max_words`` (the paper does).
+        pool_padding: take the max over every word position, padding included, as the released checkpoints do
+            (each padded position then contributes ``ReLU(W e_0 + b)``, ``e_0`` = row 0 of the table). ``False``
+            (the default for models trained here) masks padding so that it can never win the max.
     """
 
     vocab_size: int = 65536
@@ -216,6 +219,7 @@ class TextConfig:
     freeze_word_vectors: bool = True
     word_vectors: str | None = None
     remove_stop_words: bool = True
+    pool_padding: bool = False
 
     def validate(self) -> None:
         c = "TextConfig"

@@ -64,6 +64,19 @@ def test_all_padding_gives_zero_even_with_positive_bias() -> None:
     assert torch.equal(out, torch.zeros(2, 3, 5))
 
 
+def test_pool_padding_takes_the_max_over_every_position_as_the_released_models() -> None:
+    torch.manual_seed(0)
+    table = torch.randn(10, 3)
+    table[0] = torch.tensor([4.0, 4.0, 4.0])  # a large row 0, so padding wins the max somewhere
+    masked, unmasked = TextTower(_cfg(), table), TextTower(_cfg(pool_padding=True), table)
+    unmasked.linear.load_state_dict(masked.linear.state_dict())
+    ids = torch.tensor([[3, 5, 0, 0], [0, 0, 0, 0]])
+    hidden = torch.relu(table[ids] @ masked.linear.weight.T + masked.linear.bias)  # [2, 4, 5] naive reference
+    torch.testing.assert_close(unmasked(ids), hidden.amax(dim=1))
+    torch.testing.assert_close(masked(ids)[0], hidden[0, :2].amax(dim=0))
+    assert not torch.equal(unmasked(ids)[0], masked(ids)[0]) and masked(ids)[1].abs().sum() == 0
+
+
 def test_frozen_vectors_get_no_gradient() -> None:
     tower = TextTower(_cfg(freeze_word_vectors=True))
     assert not tower.embedding.weight.requires_grad

@@ -3,10 +3,11 @@
 The original looks up frozen 300-d word2vec vectors (gradient stopped), applies a kernel-1 1-D conv
 (a Linear 300 -> 2048 with bias on every word), a ReLU and a max over the word axis.
 
-One deliberate difference: the original does not mask padding, so a padded word (whose vector is
-whatever row 0 holds) takes part in the max. Here padded positions (id 0) are set to ``-inf`` before the
-max, so a padding word can never win it, and a sentence made only of padding (an empty caption, or a
-padding sentence of a ragged bag) gives the zero vector.
+The original does not mask padding, so a padded word (whose vector is whatever row 0 holds) takes part in
+the max. Models trained here mask it by default: padded positions (id 0) are set to ``-inf`` before the max,
+so a padding word can never win it, and a sentence made only of padding (an empty caption, or a padding
+sentence of a ragged bag) gives the zero vector. ``TextConfig.pool_padding=True`` restores the original's
+max over every position, which the released checkpoints need (``mmv.official``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class TextTower(nn.Module):
         self.word_dim = cfg.word_dim
         self.output_dim = cfg.sentence_dim
         self.frozen = bool(cfg.freeze_word_vectors)
+        self.pool_padding = bool(cfg.pool_padding)
 
         self.embedding = nn.Embedding(self.vocab_size, cfg.word_dim, padding_idx=PAD_ID)
         with torch.no_grad():
@@ -84,7 +86,8 @@ class TextTower(nn.Module):
             ids: integer tensor ``[B, L]`` or ``[B, K, L]`` of word ids, 0 = padding.
 
         Returns:
-            ``[B, output_dim]`` or ``[B, K, output_dim]``; all-padding sentences give zeros.
+            ``[B, output_dim]`` or ``[B, K, output_dim]``; all-padding sentences give zeros unless
+            ``pool_padding`` (then every position, padding included, takes part in the max).
         """
         if ids.dim() not in (2, 3):
             raise ValueError(f"ids: expected [B, L] or [B, K, L], got shape {tuple(ids.shape)}")
@@ -92,6 +95,8 @@ class TextTower(nn.Module):
             raise ValueError(f"ids: expected an integer tensor, got {ids.dtype}")
         words = self.embed_words(ids)  # [..., L, word_dim]
         hidden = F.relu(self.linear(words))  # [..., L, d_t]
+        if self.pool_padding:
+            return hidden.amax(dim=-2)
         valid = (ids != PAD_ID).unsqueeze(-1)  # [..., L, 1]
         pooled = hidden.masked_fill(~valid, float("-inf")).amax(dim=-2)  # [..., d_t]
         return torch.where(valid.any(dim=-2), pooled, torch.zeros_like(pooled))
