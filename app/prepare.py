@@ -223,6 +223,14 @@ def _mean_normalised(out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     return result
 
 
+NO_WORD_LIST = (
+    "This model has no word list, so it cannot read text. A converted official checkpoint holds the word table "
+    "but not the words of its rows: convert it again with `python -m training.convert_official --checkpoint "
+    "FILE.pkl --out DIR --vocab words.txt` (one word per row of the table) to search by text. Video and audio "
+    "queries work without it."
+)
+
+
 def tokenize_text(model: torch.nn.Module, text: str) -> tuple[torch.Tensor, list[str], list[str]]:
     """Token ids ``[1, L]`` of a query, the words the model knows, and the words it does not.
 
@@ -234,7 +242,7 @@ def tokenize_text(model: torch.nn.Module, text: str) -> tuple[torch.Tensor, list
 
     vocab = getattr(model, "vocab", None)
     if vocab is None:
-        raise UploadError("This model has no vocabulary: it cannot read text.")
+        raise UploadError(NO_WORD_LIST)
     ids = model.tokenize([text])  # [1, L]
     cfg = model.config.text
     words = tokenize(text)

@@ -93,6 +93,19 @@ def current_model() -> Any:
     raise AssertionError("unreachable")
 
 
+def model_lacks_word_list() -> bool:
+    """The chosen checkpoint has a text tower but no word list (read from its files, without loading the weights)."""
+    from mmv.checkpoint import VOCAB_FILE, read_checkpoint_header
+
+    model_path = Path(paths()[0])
+    if not state.is_checkpoint(model_path) or (model_path / VOCAB_FILE).is_file():
+        return False
+    try:
+        return "text" in read_checkpoint_header(model_path)["config"].get("modalities", [])
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def audio_config(search: BankSearch) -> Any:
     """The bank's model :class:`~mmv.config.AudioConfig` (for spectrograms; no model weights needed)."""
     from mmv.config import MMVConfig

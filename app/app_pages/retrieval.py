@@ -8,7 +8,7 @@ from app import ui
 from app.export import Param
 from app.export_widgets import export_buttons, publish_view, restore_view
 from app.logic import MODALITIES, QueryError, space_for, targets_for
-from app.prepare import embed_query, prepare_text, tokenize_text
+from app.prepare import NO_WORD_LIST, embed_query, prepare_text, tokenize_text
 from app.uploads import UploadError
 
 SOURCES = ui.RETRIEVAL_SOURCES
@@ -34,6 +34,9 @@ VIEW = {
     "k": Param("retrieval_k", "int", lo=1, hi=50),
 }
 restore_view(VIEW)
+if ui.model_lacks_word_list():  # e.g. a converted official checkpoint without --vocab
+    st.info(NO_WORD_LIST)
+    st.session_state.setdefault("retrieval_source", SOURCES[1])
 st.session_state.setdefault("retrieval_text", EXAMPLE)  # defaults set here, not as widget values, so that a value
 st.session_state.setdefault("retrieval_k", 10)  # restored from the URL does not clash with a widget default
 
