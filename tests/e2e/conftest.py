@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -115,19 +117,31 @@ def app_paths(tmp_path_factory, playwright_api) -> tuple[Path, Path]:
     return tiny_model_and_bank(tmp_path_factory.mktemp("e2e-app"))
 
 
-@pytest.fixture(scope="session")
-def server(app_paths, tmp_path_factory):
-    log = tmp_path_factory.mktemp("e2e-server") / "streamlit.log"
-    process, url = start_server(*app_paths, log)
+@contextmanager
+def served_app(model: Path, bank: Path, log: Path) -> Iterator[str]:
+    """``streamlit run app`` on ``model`` and ``bank`` until the block ends; yields the base URL.
+
+    Fails the test when the server does not answer within :data:`STARTUP_TIMEOUT`, and when its log holds a
+    traceback once it has stopped.
+    """
+    process, url = start_server(model, bank, log)
     try:
         wait_for_health(url, STARTUP_TIMEOUT, process)
     except Exception as e:
         stop_server(process)
         pytest.fail(f"streamlit run app did not start: {e}\n{log.read_text(errors='replace')[-3000:]}")
-    yield url
-    stop_server(process)
+    try:
+        yield url
+    finally:
+        stop_server(process)
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, f"the server logged a traceback:\n{text[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def server(app_paths, tmp_path_factory):
+    with served_app(*app_paths, tmp_path_factory.mktemp("e2e-server") / "streamlit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

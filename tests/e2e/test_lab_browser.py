@@ -15,7 +15,7 @@ import shutil
 import pytest
 from app_helpers import SAMPLE_MANIFEST
 
-from e2e.conftest import STARTUP_TIMEOUT, settle, start_server, stop_server, wait_for_health
+from e2e.conftest import served_app, settle
 
 
 @pytest.fixture(scope="module")
@@ -31,17 +31,8 @@ def lab_app(app_paths, tmp_path_factory):
                 "--batch-size", "8", "--quiet"]  # fmt: skip
         assert main(args) == 0
         model_dir = copy
-    log = tmp_path_factory.mktemp("lab-e2e-server") / "streamlit.log"
-    process, url = start_server(model_dir, bank_dir, log)
-    try:
-        wait_for_health(url, STARTUP_TIMEOUT, process)
-    except Exception as e:
-        stop_server(process)
-        pytest.fail(f"streamlit run app did not start: {e}\n{log.read_text(errors='replace')[-3000:]}")
-    yield url, model_dir, bank_dir
-    stop_server(process)
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, f"the server logged a traceback:\n{text[-3000:]}"
+    with served_app(model_dir, bank_dir, tmp_path_factory.mktemp("lab-e2e-server") / "streamlit.log") as url:
+        yield url, model_dir, bank_dir
 
 
 def _png_bytes() -> bytes:

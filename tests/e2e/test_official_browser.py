@@ -17,23 +17,14 @@ import pytest
 from app_helpers import REAL_CLIP
 from official_helpers import official_model_and_bank
 
-from e2e.conftest import STARTUP_TIMEOUT, settle, start_server, stop_server, wait_for_health
+from e2e.conftest import served_app, settle
 
 
 @pytest.fixture(scope="module")
 def official_app(playwright_api, tmp_path_factory):
     model, bank = official_model_and_bank(tmp_path_factory.mktemp("official-path"))
-    log = tmp_path_factory.mktemp("official-server") / "streamlit.log"
-    process, url = start_server(model, bank, log)
-    try:
-        wait_for_health(url, STARTUP_TIMEOUT, process)
-    except Exception as e:
-        stop_server(process)
-        pytest.fail(f"streamlit run app did not start: {e}\n{log.read_text(errors='replace')[-3000:]}")
-    yield url
-    stop_server(process)
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, f"the server logged a traceback:\n{text[-3000:]}"
+    with served_app(model, bank, tmp_path_factory.mktemp("official-server") / "streamlit.log") as url:
+        yield url
 
 
 def test_the_maps_show_the_folder_clips(official_app, page, shoot):
