@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -65,17 +64,10 @@ def read_vocab(path: Path, rows: int):
         raise ValueError(f"{path}: {err}") from None
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert(args: argparse.Namespace) -> str:
     from tqdm import tqdm
 
+    from mmv.bank.store import sha256_file
     from mmv.checkpoint import save_checkpoint
     from mmv.official.convert import convert_official, official_config
     from mmv.official.unpickle import load_official
@@ -97,7 +89,7 @@ def convert(args: argparse.Namespace) -> str:
     steps.update()
     steps.set_postfix_str("fingerprinting source")
     metadata = {
-        "source": {"file": source.name, "sha256": sha256(source), "licence": LICENCE},
+        "source": {"file": source.name, "sha256": sha256_file(source), "licence": LICENCE},
         "conversion": report.to_dict(),
     }
     steps.update()
