@@ -1,8 +1,9 @@
 """Named presets and the one entry point that builds a model from a config.
 
 >>> from mmv.factory import create_model, list_models
->>> list_models()
-['mmv_s3d', 'mmv_tsm_resnet_x1', 'mmv_tsm_resnet_x2', 's3d_fac', 'tiny_fac', 'tiny_tsm_fac', 'tsm_r50_fac', 'tsm_r50x2_fac']
+>>> list_models()  # the released models (mmv_*), the paper's training presets, the tiny CPU ones
+['mmv_s3d', 'mmv_tsm_resnet_x1', 'mmv_tsm_resnet_x2', 's3d_fac', 'tiny_fac', 'tiny_tsm_fac', 'tsm_r50_fac',
+ 'tsm_r50x2_fac']
 >>> model = create_model("tiny_fac", video={"num_frames": 16})           # nested override
 >>> model = create_model("tiny_fac", video__num_frames=16, graph="fac")  # the same, flat
 

@@ -112,7 +112,7 @@ def test_compare_cosines_retrieval_and_times(model):
     torch.testing.assert_close(res["cosine"]["naive"]["vat"], expected)
     assert res["summary"].loc["naive", "cos_vat"] == pytest.approx(float(expected.mean()))
     # Image -> text ranks against the texts' own embeddings.
-    text = compare_module.embed_texts(model, texts)
+    text = compare_module.embed_sentences(model, texts)
     sim = naive["vat"] @ text.T
     r1 = float(np.mean(sim.argmax(1).numpy() == 0))
     assert res["i2t"]["naive"]["r1"] == pytest.approx(r1)
@@ -125,10 +125,10 @@ def test_zero_shot_classify_with_planted_prompt_embeddings(model, monkeypatch):
     # Prompt embeddings planted on the axes; image embeddings near axis 1, 0, 1, 2.
     axes = torch.eye(4)
 
-    def fake_embed_texts(_model, sentences):
+    def fake_embed_sentences(_model, sentences):
         return torch.stack([axes[int(s[-1])] for s in sentences])
 
-    monkeypatch.setattr(compare_module, "embed_texts", fake_embed_texts)
+    monkeypatch.setattr(compare_module, "embed_sentences", fake_embed_sentences)
     emb = F.normalize(axes[[1, 0, 1, 2]] + 0.1 * torch.rand(4, 4), dim=-1)
     prompts = {"zero": ["p0", "p0"], "one": ["p1"], "two": ["p2"]}
     out = zero_shot_classify(

@@ -64,17 +64,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mmv.data.manifest import load_manifest
+from mmv.embed import embed_sentences, eval_mode
 from mmv.eval.retrieval import embed_manifest, eval_clips, retrieval_metrics
 from mmv.text import Vocabulary
 
@@ -135,14 +133,6 @@ def _same_clip(query_rows: np.ndarray, candidate_rows: np.ndarray) -> np.ndarray
     return query_rows[:, None] == candidate_rows[None, :]
 
 
-def _encode_sentences(model: nn.Module, vocab: Vocabulary, sentences: Sequence[str], device: Any) -> torch.Tensor:
-    cfg = model.config.text
-    ids = vocab.encode_batch(list(sentences), cfg.max_words, cfg.remove_stop_words).to(device)
-    with torch.no_grad():
-        emb = model.encode_text(ids)["vat"]
-    return F.normalize(emb.detach().to("cpu", torch.float32), dim=-1)
-
-
 def evaluate_retrieval(
     model: nn.Module,
     manifest: pd.DataFrame | str | os.PathLike,
@@ -180,9 +170,7 @@ def evaluate_retrieval(
     vocab = _vocabulary(vocab, model)
     dataset = eval_clips(model, df, vocab=vocab, num_windows=num_windows)
     use_text = dataset.vocab is not None
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         emb = embed_manifest(model, dataset, device, num_windows, batch_size=batch_size, num_workers=num_workers)
         labels = emb["labels"]
         has_attrs = use_text and all(a in labels and all(v is not None for v in labels[a]) for a in ATTRIBUTES)
@@ -193,9 +181,7 @@ def evaluate_retrieval(
             keys = list(zip(*(labels[a] for a in ATTRIBUTES)))
             distinct = list(dict.fromkeys(keys))
             sentences = [clean_description(shape=k[0], colour=k[1], motion=k[2]) for k in distinct]
-            descriptions = _encode_sentences(model, vocab, sentences, device)  # [D, d]
-    finally:
-        model.train(was_training)
+            descriptions = embed_sentences(model, sentences, vocab)  # [D, d]
 
     rows = np.arange(len(emb["index"]))
     has_text = emb["has_text"].numpy()

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -49,6 +48,7 @@ from mmv.data import media
 from mmv.data.dataset import ClipDataset, collate_clips
 from mmv.data.manifest import LABEL_PREFIX, label_columns, load_manifest
 from mmv.data.sampling import select_captions
+from mmv.embed import embed_sentences
 from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, eval_clips
 
 #: Attributes that make a toy-world clip's clean description.
@@ -114,20 +114,6 @@ def _clip_captions(dataset: ClipDataset, row: pd.Series, num_windows: int) -> li
         window = dataset.sampler.sample(start, float(end), None, k)
         texts += [t for t in select_captions(captions, window, NARRATION_CAPTIONS) if t not in texts]
     return texts
-
-
-def _encode_sentences(model: nn.Module, sentences: list[str], device: Any) -> np.ndarray:
-    """S_vat text vectors ``[U, D]`` (normalised) of plain sentences, in eval mode."""
-    cfg = model.config.text
-    ids = model.vocab.encode_batch(sentences, cfg.max_words, cfg.remove_stop_words).to(device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            emb = model.encode_text(ids)["vat"]
-    finally:
-        model.train(was_training)
-    return F.normalize(emb.detach().to("cpu", torch.float64), dim=-1).to(torch.float32).numpy()
 
 
 def _select(df: pd.DataFrame, splits: list[str] | tuple[str, ...] | None) -> pd.DataFrame:
@@ -340,7 +326,7 @@ def build_bank(
         preview_seconds=preview_seconds,
         media_workers=media_workers,
         cache_dir=cache_dir,
-        descriptions=(descriptions, _encode_sentences(model, descriptions, device)) if descriptions else None,
+        descriptions=(descriptions, embed_sentences(model, descriptions).numpy()) if descriptions else None,
         provenance=provenance,
         progress=progress,
     )

@@ -25,7 +25,6 @@ from mmv.deflation.comparison import (
     available_modes,
     compare,
     embed_images,
-    embed_texts,
     toyworld_prompts,
     zero_shot_classify,
 )
@@ -58,7 +57,6 @@ __all__ = [
     "deflate",
     "deflated_outputs",
     "embed_images",
-    "embed_texts",
     "frames_from_manifest",
     "image_space_to_depth",
     "inflate",

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmv.deflation.networks import deflate, inflate, video_fingerprint
+from mmv.embed import eval_mode
 
 #: What the L1 can compare: the pooled representation or an embedding of the video heads.
 TARGETS = ("repr", "va", "vat")
@@ -195,33 +196,31 @@ def recalibrate(
     if held_out is not None:
         _check_images(held_out, "held_out")
     t = int(num_frames or model.config.video.num_frames)
-    was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
     started = time.perf_counter()
-    try:
-        for p, _ in flags:
-            p.requires_grad_(False)
-        spaces = _spaces(model)
-        if target not in spaces:
-            raise ValueError(f"recalibrate: this model's video heads have no {target!r} output (it has {spaces})")
-        tower = deflate(model.video, own_bn=True)
-        ref = next(model.video.parameters())
-        tower.to(device=ref.device, dtype=ref.dtype)
-        cosine: dict[str, dict[str, float]] = {}
-        held_reference: dict[str, torch.Tensor] = {}
-        if held_out is not None:
-            held_reference = inflated_outputs(model, held_out, t, spaces)
-            naive = deflated_outputs(model, tower, held_out, spaces)  # gamma/beta still the video net's
-            cosine["naive"] = {s: mean_cosine(naive[s], held_reference[s]) for s in spaces}
-        losses = _optimise(model, tower, images, steps, lr, batch_size, t, target, seed, progress)
-        if held_out is not None:
-            calibrated = deflated_outputs(model, tower, held_out, spaces)
-            cosine["calibrated"] = {s: mean_cosine(calibrated[s], held_reference[s]) for s in spaces}
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
+    with eval_mode(model):
+        try:
+            for p, _ in flags:
+                p.requires_grad_(False)
+            spaces = _spaces(model)
+            if target not in spaces:
+                raise ValueError(f"recalibrate: this model's video heads have no {target!r} output (it has {spaces})")
+            tower = deflate(model.video, own_bn=True)
+            ref = next(model.video.parameters())
+            tower.to(device=ref.device, dtype=ref.dtype)
+            cosine: dict[str, dict[str, float]] = {}
+            held_reference: dict[str, torch.Tensor] = {}
+            if held_out is not None:
+                held_reference = inflated_outputs(model, held_out, t, spaces)
+                naive = deflated_outputs(model, tower, held_out, spaces)  # gamma/beta still the video net's
+                cosine["naive"] = {s: mean_cosine(naive[s], held_reference[s]) for s in spaces}
+            losses = _optimise(model, tower, images, steps, lr, batch_size, t, target, seed, progress)
+            if held_out is not None:
+                calibrated = deflated_outputs(model, tower, held_out, spaces)
+                cosine["calibrated"] = {s: mean_cosine(calibrated[s], held_reference[s]) for s in spaces}
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
     report = CalibrationReport(steps=steps, losses=losses, cosine=cosine)
     report.info = {
         **(info or {}),

@@ -28,6 +28,7 @@ from torch import nn
 
 from mmv.deflation.images import ImageSet
 from mmv.deflation.networks import inflate
+from mmv.embed import embed_sentences, eval_mode
 from mmv.eval.retrieval import retrieval_metrics
 
 MODES = ("inflated", "naive", "calibrated")
@@ -77,11 +78,9 @@ def embed_images(
         raise ValueError(f"embed_images: mode must be one of {MODES}, got {mode!r}")
     t = int(num_frames or model.config.video.num_frames)
     ref = next(model.video.parameters())
-    was_training = model.training
-    model.eval()
     parts: dict[str, list[torch.Tensor]] = {}
     elapsed = 0.0
-    try:
+    with eval_mode(model):
         tower = None if mode == "inflated" else model.image_backbone(mode)
         for i in range(0, len(x_all), batch_size):
             x = x_all[i : i + batch_size].to(ref.device)
@@ -95,22 +94,7 @@ def embed_images(
             for space, value in out.items():
                 value = value.float()
                 parts.setdefault(space, []).append((value if space == "repr" else F.normalize(value, dim=-1)).cpu())
-    finally:
-        model.train(was_training)
     return {k: torch.cat(v) for k, v in parts.items()}, elapsed / len(x_all)
-
-
-@torch.no_grad()
-def embed_texts(model: nn.Module, texts: Sequence[str]) -> torch.Tensor:
-    """L2-normalised S_vat embeddings ``[len(texts), D]`` of sentences, with the model's vocabulary."""
-    ref = next(model.text.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        out = model.encode_text(model.tokenize(list(texts)).to(ref.device))["vat"]
-    finally:
-        model.train(was_training)
-    return F.normalize(out.float(), dim=-1).cpu()
 
 
 def compare(
@@ -165,7 +149,7 @@ def compare(
                     for s in SPACES
                     if s in emb[mode]
                 }
-    text_emb = embed_texts(model, texts) if texts is not None else None
+    text_emb = embed_sentences(model, texts) if texts is not None else None
     for mode in modes:
         if text_emb is not None:
             result["i2t"][mode] = retrieval_metrics(emb[mode]["vat"] @ text_emb.T, text_gt)
@@ -230,7 +214,7 @@ def zero_shot_classify(
             m: embed_images(model, images, m, num_frames=num_frames, batch_size=batch_size)[0]
             for m in available_modes(model, modes)
         }
-    prompts = [torch.mean(embed_texts(model, class_prompts[c]), dim=0) for c in classes]
+    prompts = [torch.mean(embed_sentences(model, class_prompts[c]), dim=0) for c in classes]
     centres = F.normalize(torch.stack(prompts), dim=-1)  # [C, D]
     out: dict[str, Any] = {"classes": classes, "chance": 1.0 / len(classes), "accuracy": {}, "per_class": {}}
     out["predictions"] = {}

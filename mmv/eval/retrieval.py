@@ -37,6 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from mmv.embed import eval_mode
+
 #: Recall cut-offs reported by :func:`retrieval_metrics` (``r1``, ``r5``, ``r10``).
 RECALL_AT = (1, 5, 10)
 #: Captions per window in a clip's narration bag, for evaluation and the bank alike (every toy-world clip has at
@@ -326,9 +328,7 @@ def embed_manifest(
             if name in out and want(f"{modality}_{name}"):
                 acc.setdefault(f"{modality}_{name}", _Accumulator()).add(rows, out[name])
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         for batch in loader:
             if len(batch.get("clip_id", [])) == 0:
                 continue
@@ -361,8 +361,6 @@ def embed_manifest(
                     if space in out and want(f"text_{space}"):
                         emb = F.normalize(out[space].detach().to("cpu", torch.float64), dim=-1) * mask[..., None]
                         acc.setdefault(f"text_{space}", _Accumulator()).add(rows, emb.sum(dim=1), mask.sum(dim=1))
-    finally:
-        model.train(was_training)
     if not meta:
         raise ValueError("embed_manifest: the data yielded no clip")
     index = torch.tensor(sorted(meta), dtype=torch.int64)
