@@ -27,7 +27,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ import torch
 
 from app.logic import BankSearch, QueryError
 from mmv.deflation import MODES, available_modes, compare, frames_from_manifest, prepare_image
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Column titles of the three paths.
@@ -233,7 +236,7 @@ class LabResult:
 
 
 @torch.no_grad()
-def embed_three_ways(model: torch.nn.Module, images: Sequence[LabImage], repeats: int = 3) -> LabResult:
+def embed_three_ways(model: MMV, images: Sequence[LabImage], repeats: int = 3) -> LabResult:
     """Embeds each image inflated, naive and (when the model has one) calibrated, timing each path.
 
     Args:
@@ -273,7 +276,7 @@ def embed_three_ways(model: torch.nn.Module, images: Sequence[LabImage], repeats
         modes=list(modes),
         num_frames=int(model.config.video.num_frames),
         backbone=type(model.video).__name__,
-        calibration=dict(getattr(model, "deflation_info", {}) or {}),
+        calibration=dict(model.deflation_info),
     )
 
 
@@ -325,7 +328,7 @@ def add_neighbours(result: LabResult, search: BankSearch, k: int = 5) -> LabResu
 
 
 def run_lab(
-    model: torch.nn.Module, search: BankSearch | None, images: Sequence[LabImage], k: int = 5, repeats: int = 3
+    model: MMV, search: BankSearch | None, images: Sequence[LabImage], k: int = 5, repeats: int = 3
 ) -> LabResult:
     """:func:`embed_three_ways`, then :func:`add_neighbours` when a bank is given."""
     result = embed_three_ways(model, images, repeats)

@@ -25,9 +25,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 #: Files that mark a training run's directory (``training.main`` writes them beside ``model/``).
 RUN_FILES = ("metrics.csv", "summary.json", "config.yaml", "tensorboard")
@@ -185,7 +188,7 @@ def _count(module: Any) -> tuple[int, int]:
     return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
-def parameter_counts(model: Any) -> pd.DataFrame:
+def parameter_counts(model: MMV) -> pd.DataFrame:
     """Parameters of each tower and head of a loaded model.
 
     Returns:
@@ -420,7 +423,7 @@ def _training_rows(metadata: Mapping[str, Any], run: Mapping[str, Any], summary:
     return rows
 
 
-def load_card(path: str | Path, model: Any) -> ModelCard:
+def load_card(path: str | Path, model: MMV) -> ModelCard:
     """The card of the checkpoint at ``path``, whose loaded model is ``model`` (counted, never modified)."""
     from mmv.checkpoint import read_checkpoint_header
 
@@ -447,5 +450,5 @@ def load_card(path: str | Path, model: Any) -> ModelCard:
         run_config=run_config,
         training=_training_rows(metadata, run_config, summary),
         final_metrics={k: float(v) for k, v in final.items() if isinstance(v, (int, float))},
-        deflation=dict(getattr(model, "deflation_info", {}) or {}),
+        deflation=dict(model.deflation_info),
     )

@@ -21,7 +21,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from app.uploads import UploadError, ValidUpload
 from mmv.data.dataset import ClipDataset, collate_clips
 from mmv.data.manifest import normalize_manifest
 from mmv.data.transforms import EvalVideoTransform
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 WINDOW_MODES = ("average", "cut")
 #: At most this many windows are averaged (a 2-minute clip of 2-s windows would otherwise take 60).
@@ -231,7 +234,7 @@ NO_WORD_LIST = (
 )
 
 
-def tokenize_text(model: torch.nn.Module, text: str) -> tuple[torch.Tensor, list[str], list[str]]:
+def tokenize_text(model: MMV, text: str) -> tuple[torch.Tensor, list[str], list[str]]:
     """Token ids ``[1, L]`` of a query, the words the model knows, and the words it does not.
 
     Raises:
@@ -240,7 +243,7 @@ def tokenize_text(model: torch.nn.Module, text: str) -> tuple[torch.Tensor, list
     """
     from mmv.text import ENGLISH_STOP_WORDS, UNK_ID, tokenize
 
-    vocab = getattr(model, "vocab", None)
+    vocab = model.vocab
     if vocab is None:
         raise UploadError(NO_WORD_LIST)
     ids = model.tokenize([text])  # [1, L]
@@ -258,7 +261,7 @@ def tokenize_text(model: torch.nn.Module, text: str) -> tuple[torch.Tensor, list
 
 
 @torch.no_grad()
-def embed_query(model: torch.nn.Module, query: PreparedQuery) -> dict[str, dict[str, np.ndarray]]:
+def embed_query(model: MMV, query: PreparedQuery) -> dict[str, dict[str, np.ndarray]]:
     """Embeds a prepared query in every space the model maps it to.
 
     Returns:
@@ -271,13 +274,9 @@ def embed_query(model: torch.nn.Module, query: PreparedQuery) -> dict[str, dict[
         out["video"] = _mean_normalised(model.encode_video(query.video))
     if query.image is not None:
         image = query.image[None]  # [1, S, S, 3]
-        if hasattr(model, "encode_image"):
-            with warnings.catch_warnings():  # "naive deflation" is said in the UI (image_mode_note)
-                warnings.simplefilter("ignore", UserWarning)
-                out["video"] = _mean_normalised(model.encode_image(image.float().div(255.0)))
-        else:
-            clip = image[:, None].expand(1, model.config.video.num_frames, *image.shape[1:])  # [1, T, S, S, 3]
-            out["video"] = _mean_normalised(model.encode_video(clip.contiguous()))
+        with warnings.catch_warnings():  # "naive deflation" is said in the UI (image_mode_note)
+            warnings.simplefilter("ignore", UserWarning)
+            out["video"] = _mean_normalised(model.encode_image(image.float().div(255.0)))
     if query.audio is not None:
         out["audio"] = _mean_normalised(model.encode_audio(query.audio))
     if query.text is not None:
@@ -286,18 +285,13 @@ def embed_query(model: torch.nn.Module, query: PreparedQuery) -> dict[str, dict[
     return out
 
 
-def image_mode_note(model: torch.nn.Module) -> str:
+def image_mode_note(model: MMV) -> str:
     """How an image query is embedded by this model (shown in the UI)."""
-    if hasattr(model, "encode_image"):
-        if getattr(model, "calibrated_deflation", None) is not None:
-            return "Images are embedded by the deflated video network, with its recalibrated BatchNorm (encode_image)."
-        return (
-            "Images are embedded by the deflated video network (encode_image). This checkpoint has no "
-            "recalibration, so the deflation is naive (the video network's own BatchNorm parameters)."
-        )
+    if model.calibrated_deflation is not None:
+        return "Images are embedded by the deflated video network, with its recalibrated BatchNorm (encode_image)."
     return (
-        "This model has no image network (encode_image): an image is embedded as a static video, "
-        "the picture repeated for every frame of the clip."
+        "Images are embedded by the deflated video network (encode_image). This checkpoint has no "
+        "recalibration, so the deflation is naive (the video network's own BatchNorm parameters)."
     )
 
 
@@ -316,6 +310,6 @@ def frame_strip(video: torch.Tensor, max_frames: int = 16) -> np.ndarray:
 
 
 @torch.no_grad()
-def log_mel(model: torch.nn.Module, wave: torch.Tensor) -> np.ndarray:
+def log_mel(model: MMV, wave: torch.Tensor) -> np.ndarray:
     """The model's own log-mel front end on one waveform ``[N]``: float32 ``[frames, mel_bins]``."""
     return model.audio_frontend(wave[None].to(torch.float32))[0].cpu().numpy()

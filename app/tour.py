@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from app.logic import BankSearch, QueryError, space_for
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 #: Toy-world labels compared between a query clip and its hits: ``(meta column, name)``.
 ATTRIBUTES = (("label_colour", "colour"), ("label_shape", "shape"), ("label_motion", "motion"))
@@ -319,7 +322,7 @@ def _search(
     _compare(search, answer, like, answer.space, step.target)
 
 
-def text_to_video(model: Any, search: BankSearch, text: str, row: int | None = None, k: int = TOUR_K) -> TourAnswer:
+def text_to_video(model: MMV, search: BankSearch, text: str, row: int | None = None, k: int = TOUR_K) -> TourAnswer:
     """Step 1: the text embedded by the model (as the Retrieval page does), top-k videos in S_vat.
 
     ``row``: a clip the text describes; its labels are compared with the hits' (its own rank is not: a
@@ -329,7 +332,7 @@ def text_to_video(model: Any, search: BankSearch, text: str, row: int | None = N
     from app.uploads import UploadError
 
     answer = TourAnswer(STEPS[0], query_text=text)
-    if model is None or "text" not in model.config.modalities or getattr(model, "vocab", None) is None:
+    if model is None or "text" not in model.config.modalities or model.vocab is None:
         answer.missing = "This model has no text tower (or no vocabulary): it cannot read a sentence."
         return answer
     t0 = time.perf_counter()
@@ -375,7 +378,7 @@ def audio_to_text(search: BankSearch, row: int, k: int = TOUR_K, graph: str | No
     return answer
 
 
-def photo_to_video(model: Any, search: BankSearch, row: int, k: int = TOUR_K) -> TourAnswer:
+def photo_to_video(model: MMV, search: BankSearch, row: int, k: int = TOUR_K) -> TourAnswer:
     """Step 4: the middle frame of clip ``row`` through ``model.encode_image`` (calibrated deflation when the
     checkpoint has it, else naive), top-k videos in S_va; where the frame's own clip ranks."""
     import torch
@@ -393,7 +396,7 @@ def photo_to_video(model: Any, search: BankSearch, row: int, k: int = TOUR_K) ->
         answer.missing = f"The clip's video cannot be read ({type(e).__name__}: {e})."
         return answer
     answer.image = image
-    calibrated = getattr(model, "calibrated_deflation", None) is not None
+    calibrated = model.calibrated_deflation is not None
     photo = PreparedQuery(
         kind="image", name=f"frame of row {row}", digest=f"bank-frame-{row}", image=torch.from_numpy(image)
     )
@@ -411,7 +414,7 @@ def photo_to_video(model: Any, search: BankSearch, row: int, k: int = TOUR_K) ->
     return answer
 
 
-def run_tour(model: Any, search: BankSearch, k: int = TOUR_K, queries: TourQueries | None = None) -> list[TourAnswer]:
+def run_tour(model: MMV, search: BankSearch, k: int = TOUR_K, queries: TourQueries | None = None) -> list[TourAnswer]:
     """All four steps' answers (in :data:`STEPS` order) for a model and its bank."""
     q = queries or choose_queries(search)
     graph = getattr(getattr(model, "config", None), "graph", None)

@@ -21,7 +21,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -29,6 +29,9 @@ from safetensors.torch import load_model, save_file, save_model
 
 from mmv.config import MMVConfig
 from mmv.fileio import atomic_dir, atomic_file
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 FORMAT = "mmv-checkpoint"
 FORMAT_VERSION = 1
@@ -52,7 +55,7 @@ def _looks_like_pickle(path: Path) -> bool:
     return head[:1] == b"\x80" or head == b"PK\x03\x04"
 
 
-def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(model: MMV, path: str | os.PathLike, metadata: dict[str, Any] | None = None) -> Path:
     """Writes ``model`` (an :class:`~mmv.models.mmv.MMV`) to the directory ``path``, atomically.
 
     The files are written into a temporary sibling directory which then replaces ``path``, so a reader
@@ -80,9 +83,9 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: d
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(header, indent=2, sort_keys=True))
         save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-        if getattr(model, "vocab", None) is not None:
+        if model.vocab is not None:
             model.vocab.save(tmp / VOCAB_FILE)
-        if getattr(model, "calibrated_deflation", None) is not None:
+        if model.calibrated_deflation is not None:
             _write_deflation(model, tmp / DEFLATION_FILE)
     return path
 
@@ -119,7 +122,7 @@ def _checkpoint_dir(path: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> torch.nn.Module:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> MMV:
     """Builds the model from ``config.json`` and loads its weights; never executes code from the files.
 
     Args:
@@ -163,7 +166,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return model
 
 
-def _write_deflation(model: torch.nn.Module, path: Path) -> None:
+def _write_deflation(model: MMV, path: Path) -> None:
     """Writes the attached calibrated tower's gamma/beta and how they were learnt to ``path`` (one file)."""
     tower = model.calibrated_deflation
     info = dict(model.deflation_info)
@@ -180,7 +183,7 @@ def _write_deflation(model: torch.nn.Module, path: Path) -> None:
     save_file(tensors, str(path), metadata=metadata)
 
 
-def save_deflation(model: torch.nn.Module, path: str | os.PathLike) -> Path:
+def save_deflation(model: MMV, path: str | os.PathLike) -> Path:
     """Stores the model's calibrated deflation as ``deflation.safetensors`` in the checkpoint directory ``path``.
 
     The file holds one float32 tensor per recalibrated BatchNorm gamma/beta, named like the video tower's BN
@@ -192,7 +195,7 @@ def save_deflation(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     Raises:
         ValueError: the model has no calibrated deflation attached.
     """
-    if getattr(model, "calibrated_deflation", None) is None:
+    if model.calibrated_deflation is None:
         raise ValueError("save_deflation: the model has no calibrated deflation (see mmv.deflation.recalibrate)")
     directory = _checkpoint_dir(Path(path))
     with atomic_file(directory / DEFLATION_FILE) as tmp:
@@ -200,7 +203,7 @@ def save_deflation(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     return directory / DEFLATION_FILE
 
 
-def load_deflation(model: torch.nn.Module, path: str | os.PathLike) -> bool:
+def load_deflation(model: MMV, path: str | os.PathLike) -> bool:
     """Attaches the calibrated deflation stored with a checkpoint to ``model`` (``load_checkpoint`` calls this).
 
     A missing file returns ``False`` silently (``encode_image`` then deflates naively and says so). A file that

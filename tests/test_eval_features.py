@@ -134,25 +134,6 @@ def test_image_features_from_files_and_frames(model, clips, tmp_path: Path) -> N
     assert frames.params["image_source"] == "frames"
 
 
-def test_a_model_without_encode_image_is_a_clear_error(model, tmp_path: Path) -> None:
-    class NoImages(torch.nn.Module):  # the MMV interface before deflation existed
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = model
-            self.config = model.config
-
-        def encode_video(self, video):
-            return model.encode_video(video)
-
-    image = tmp_path / "i.png"
-    import cv2
-
-    cv2.imwrite(str(image), np.zeros((8, 8, 3), dtype=np.uint8))
-    df = pd.DataFrame({"clip_id": ["i"], "image_path": [str(image)], "split": ["test"]})
-    with pytest.raises(ValueError, match="deflated video network"):
-        extract_features(NoImages(), df, "image")
-
-
 def test_files_round_trip_and_refuse_foreign_files(tmp_path: Path) -> None:
     f = Features(np.arange(12, dtype=np.float32).reshape(2, 3, 2), np.array([[1, 0, 1], [1, 1, 1]], bool), ["a", "b"])
     f.key, f.params = "k" * 64, {"modality": "video"}

@@ -28,12 +28,15 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mmv.deflation.calibrate import TARGETS, recalibrate
 from mmv.deflation.images import ImageSet, frames_from_manifest, load_image_folder
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,7 +106,7 @@ def _print_cosines(cosine: dict[str, dict[str, float]]) -> None:
         print(f"  {name:<11}" + "".join(f"{row[s]:>8.4f}" for s in spaces))
 
 
-def _report(model: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _report(model: MMV, args: argparse.Namespace) -> dict[str, Any]:
     from mmv.deflation.report import format_markdown, toyworld_report
 
     started = time.perf_counter()

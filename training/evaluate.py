@@ -28,7 +28,7 @@ import argparse
 import json
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -37,6 +37,9 @@ from mmv.eval.datasets import KINDS, read_eval_dataset
 from mmv.eval.features import IMAGE_SOURCES, MODALITIES
 from mmv.eval.linear_probe import AGGREGATES, CLASSIFIERS, PROTOCOLS
 from mmv.eval.retrieval import IMAGE_OPTIONS
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 IMAGE_MODES = ("auto", "calibrated", "naive", "inflated")
 
@@ -139,7 +142,7 @@ def format_probe(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _probe(args: argparse.Namespace, model: Any, df: pd.DataFrame) -> dict[str, Any]:
+def _probe(args: argparse.Namespace, model: MMV, df: pd.DataFrame) -> dict[str, Any]:
     from mmv.eval.linear_probe import probe_manifest
 
     label = args.label or ("label_class" if args.dataset is not None else None)
@@ -171,7 +174,7 @@ def _probe(args: argparse.Namespace, model: Any, df: pd.DataFrame) -> dict[str, 
     )
 
 
-def _retrieval(args: argparse.Namespace, model: Any, df: pd.DataFrame) -> tuple[dict[str, Any], str]:
+def _retrieval(args: argparse.Namespace, model: MMV, df: pd.DataFrame) -> tuple[dict[str, Any], str]:
     from mmv.eval.retrieval import evaluate_zero_shot, format_results, ranks_table
 
     results, emb = evaluate_zero_shot(

@@ -65,29 +65,32 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from mmv.data.manifest import load_manifest
 from mmv.embed import embed_sentences, eval_mode
 from mmv.eval.retrieval import embed_manifest, eval_clips, retrieval_metrics
 from mmv.text import Vocabulary
 
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
+
 #: The labels that define an attribute-level match (and the clean description).
 ATTRIBUTES = ("shape", "colour", "motion")
 METRICS = ("r1", "r5", "r10", "medr")
 
 
-def _vocabulary(vocab: Vocabulary | str | os.PathLike | None, model: nn.Module) -> Vocabulary | None:
+def _vocabulary(vocab: Vocabulary | str | os.PathLike | None, model: MMV) -> Vocabulary | None:
     if isinstance(vocab, Vocabulary):
         return vocab
     if vocab is not None:
         path = Path(vocab)
         return Vocabulary.load(path / "vocab.txt" if path.is_dir() else path)
-    return getattr(model, "vocab", None)
+    return model.vocab
 
 
 def _split(manifest: pd.DataFrame | str | os.PathLike, split: str | None, max_clips: int | None) -> pd.DataFrame:
@@ -134,7 +137,7 @@ def _same_clip(query_rows: np.ndarray, candidate_rows: np.ndarray) -> np.ndarray
 
 
 def evaluate_retrieval(
-    model: nn.Module,
+    model: MMV,
     manifest: pd.DataFrame | str | os.PathLike,
     *,
     vocab: Vocabulary | str | os.PathLike | None,

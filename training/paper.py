@@ -48,7 +48,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "training" / "configs"
@@ -134,7 +137,7 @@ def stale_run(run_dir: Path, wanted: dict[str, Any]) -> list[str]:
     return config_lib.recipe_differences(written, wanted)
 
 
-def _probes(model: Any, manifest: Path, probe_train: int, seed: int) -> dict[str, Any]:
+def _probes(model: MMV, manifest: Path, probe_train: int, seed: int) -> dict[str, Any]:
     """Linear probes of the video representation for each attribute (train subset / val / test)."""
     import pandas as pd
 
@@ -155,7 +158,7 @@ def _probes(model: Any, manifest: Path, probe_train: int, seed: int) -> dict[str
     return out
 
 
-def _deflation(model: Any, checkpoint: Path, manifest: Path, steps: int, seed: int) -> dict[str, Any]:
+def _deflation(model: MMV, checkpoint: Path, manifest: Path, steps: int, seed: int) -> dict[str, Any]:
     """Recalibrates the deflated image network, stores it, and reports the three image embeddings."""
     from mmv.checkpoint import save_deflation
     from mmv.deflation.calibrate import recalibrate

@@ -30,12 +30,11 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from mmv.bank import media as bank_media
@@ -50,6 +49,9 @@ from mmv.data.manifest import LABEL_PREFIX, label_columns, load_manifest
 from mmv.data.sampling import select_captions
 from mmv.embed import embed_sentences
 from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, eval_clips
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 #: Attributes that make a toy-world clip's clean description.
 DESCRIPTION_ATTRIBUTES = ("shape", "colour", "motion")
@@ -76,7 +78,7 @@ class _ProgressLoader(DataLoader):
             bar.close()
 
 
-def state_sha256(model: nn.Module) -> str:
+def state_sha256(model: MMV) -> str:
     """A hash of the model's weights and buffers (names, dtypes, shapes, bytes), whatever file they came from."""
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
@@ -158,7 +160,7 @@ def _skipped(df: pd.DataFrame, embedded: np.ndarray, dataset: ClipDataset) -> li
 
 
 def build_bank(
-    model: nn.Module,
+    model: MMV,
     manifest_path_or_df: str | os.PathLike | pd.DataFrame,
     out_dir: str | os.PathLike,
     *,

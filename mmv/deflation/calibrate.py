@@ -29,7 +29,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +37,9 @@ from torch import nn
 
 from mmv.deflation.networks import deflate, inflate, video_fingerprint
 from mmv.embed import eval_mode
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 #: What the L1 can compare: the pooled representation or an embedding of the video heads.
 TARGETS = ("repr", "va", "vat")
@@ -72,7 +75,7 @@ def _check_images(images: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name}: expected a non-empty [N, H, W, 3] tensor of images, got {shape}")
 
 
-def _outputs(model: nn.Module, representation: torch.Tensor, spaces: tuple[str, ...]) -> dict[str, torch.Tensor]:
+def _outputs(model: MMV, representation: torch.Tensor, spaces: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """``repr`` and the requested head outputs of a representation ``[B, d_v]``."""
     out = {"repr": representation}
     if any(s != "repr" for s in spaces):
@@ -82,7 +85,7 @@ def _outputs(model: nn.Module, representation: torch.Tensor, spaces: tuple[str, 
 
 @torch.no_grad()
 def _embed(
-    model: nn.Module,
+    model: MMV,
     forward: Callable[[torch.Tensor], torch.Tensor],
     images: torch.Tensor,
     spaces: tuple[str, ...],
@@ -106,7 +109,7 @@ def _embed(
 
 
 def inflated_outputs(
-    model: nn.Module,
+    model: MMV,
     images: torch.Tensor,
     num_frames: int,
     spaces: tuple[str, ...] = ("repr",),
@@ -128,7 +131,7 @@ def inflated_outputs(
 
 
 def deflated_outputs(
-    model: nn.Module, tower: nn.Module, images: torch.Tensor, spaces: tuple[str, ...] = ("repr",), batch_size: int = 64
+    model: MMV, tower: nn.Module, images: torch.Tensor, spaces: tuple[str, ...] = ("repr",), batch_size: int = 64
 ) -> dict[str, torch.Tensor]:
     """``{space: float32 [N, D]}`` of a deflated ``tower`` over ``[N, H, W, 3]`` images, then the video heads."""
     return _embed(model, tower, images, spaces, batch_size)
@@ -140,7 +143,7 @@ def mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def _spaces(model: nn.Module) -> tuple[str, ...]:
+def _spaces(model: MMV) -> tuple[str, ...]:
     """``repr`` and the embedding spaces the model's video heads reach (the model must be in eval mode)."""
     ref = next(model.video.parameters())
     probe = model._video_heads(torch.zeros(1, model.video.output_dim, device=ref.device, dtype=ref.dtype))
@@ -148,7 +151,7 @@ def _spaces(model: nn.Module) -> tuple[str, ...]:
 
 
 def recalibrate(
-    model: nn.Module,
+    model: MMV,
     images: torch.Tensor,
     *,
     steps: int = 2000,
@@ -244,7 +247,7 @@ def recalibrate(
 
 
 def _optimise(
-    model: nn.Module,
+    model: MMV,
     tower: nn.Module,
     images: torch.Tensor,
     steps: int,

@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from mmv.deflation.images import ImageSet
 from mmv.deflation.networks import inflate
 from mmv.embed import embed_sentences, eval_mode
 from mmv.eval.retrieval import retrieval_metrics
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 MODES = ("inflated", "naive", "calibrated")
 SPACES = ("repr", "va", "vat")
@@ -42,7 +44,7 @@ def _images(images: torch.Tensor | ImageSet) -> torch.Tensor:
     return x
 
 
-def available_modes(model: nn.Module, modes: Sequence[str] = MODES) -> list[str]:
+def available_modes(model: MMV, modes: Sequence[str] = MODES) -> list[str]:
     """``modes`` without ``'calibrated'`` when the model has no calibrated tower attached."""
     bad = [m for m in modes if m not in MODES]
     if bad:
@@ -52,7 +54,7 @@ def available_modes(model: nn.Module, modes: Sequence[str] = MODES) -> list[str]
 
 @torch.no_grad()
 def embed_images(
-    model: nn.Module,
+    model: MMV,
     images: torch.Tensor | ImageSet,
     mode: str,
     *,
@@ -98,7 +100,7 @@ def embed_images(
 
 
 def compare(
-    model: nn.Module,
+    model: MMV,
     images: torch.Tensor | ImageSet,
     *,
     texts: Sequence[str] | None = None,
@@ -177,7 +179,7 @@ def _summary(result: dict[str, Any], modes: list[str]) -> pd.DataFrame:
 
 
 def zero_shot_classify(
-    model: nn.Module,
+    model: MMV,
     labels: Sequence[Any],
     class_prompts: Mapping[Any, Sequence[str]],
     *,

@@ -18,11 +18,10 @@ table ``docs/deflation.md`` shows.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from torch import nn
 
 from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest
@@ -30,12 +29,15 @@ from mmv.deflation.comparison import MODES, available_modes, compare, toyworld_p
 from mmv.deflation.images import frames_from_manifest
 from mmv.eval.retrieval import embed_manifest
 
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
+
 #: Zero-shot tasks of the report: label -> prompt set of :func:`toyworld_prompts`.
 ZERO_SHOT = ("shape", "colour", "shape_colour")
 
 
 def toyworld_report(
-    model: nn.Module,
+    model: MMV,
     manifest: pd.DataFrame | str | os.PathLike,
     *,
     split: str = "test",

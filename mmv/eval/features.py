@@ -31,15 +31,17 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 from mmv.eval.retrieval import embed_manifest
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 logger = logging.getLogger(__name__)
 
@@ -102,18 +104,16 @@ def _hash_tensors(h: Any, state: dict[str, torch.Tensor]) -> None:
             h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
 
 
-def model_fingerprint(model: nn.Module, include_deflation: bool = False) -> str:
+def model_fingerprint(model: MMV, include_deflation: bool = False) -> str:
     """SHA-256 hex of a model's config and every tensor of its ``state_dict`` (weights and BN statistics).
 
     With ``include_deflation``, also of the recalibrated image tower attached outside the module tree
     (:meth:`mmv.models.mmv.MMV.set_calibrated_deflation`), which changes image features but not the state dict.
     """
     h = hashlib.sha256()
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "to_dict"):
-        h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    h.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     _hash_tensors(h, model.state_dict())
-    tower = getattr(model, "calibrated_deflation", None) if include_deflation else None
+    tower = model.calibrated_deflation if include_deflation else None
     if tower is not None:
         h.update(b"deflation\n")
         _hash_tensors(h, tower.state_dict())
@@ -239,7 +239,7 @@ def _image_source(manifest: pd.DataFrame, source: str) -> str:
 
 
 def feature_dataset(
-    model: nn.Module, manifest: pd.DataFrame, modality: str, num_windows: int, image_source: str = "auto"
+    model: MMV, manifest: pd.DataFrame, modality: str, num_windows: int, image_source: str = "auto"
 ) -> Dataset:
     """The evaluation items of ``manifest`` for one modality: ``num_windows`` windows per row (one for image
     files), item ``row * W + window``. The dataset's ``num_windows`` is W."""
@@ -262,7 +262,7 @@ def feature_dataset(
 
 
 def extract_features(
-    model: nn.Module,
+    model: MMV,
     manifest: pd.DataFrame | str | os.PathLike,
     modality: str = "video",
     *,

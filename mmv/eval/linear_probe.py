@@ -32,14 +32,16 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from mmv.eval.features import Features, extract_features
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 #: The C values tried when none is given (log-spaced; the paper's UCF101/HMDB51 choices 1e-4..1e-3 included).
 C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -138,7 +140,7 @@ def _samples(x: np.ndarray, mask: np.ndarray, y: np.ndarray, aggregate: str) -> 
     return x[rows, k], y[rows]
 
 
-def _scores(model: Any, x: np.ndarray, mask: np.ndarray, aggregate: str, num_classes: int) -> np.ndarray:
+def _scores(model: MMV, x: np.ndarray, mask: np.ndarray, aggregate: str, num_classes: int) -> np.ndarray:
     """Decision scores ``[N, num_classes]`` per clip (window scores averaged with ``'scores'``)."""
 
     def decide(z: np.ndarray) -> np.ndarray:
@@ -409,7 +411,7 @@ def run_probe(
 
 
 def probe_manifest(
-    model: nn.Module,
+    model: MMV,
     manifest: pd.DataFrame | str | os.PathLike,
     label: str,
     *,

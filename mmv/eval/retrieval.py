@@ -28,16 +28,18 @@ same media (:func:`media_groups`); :func:`ranks_table` exports the rank of every
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader
 
 from mmv.embed import eval_mode
+
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
 
 #: Recall cut-offs reported by :func:`retrieval_metrics` (``r1``, ``r5``, ``r10``).
 RECALL_AT = (1, 5, 10)
@@ -192,7 +194,7 @@ EMBEDDING_KEYS = (
 _SPACES = ("va", "vat", "at")
 
 
-def encode_images(model: nn.Module, images: torch.Tensor, mode: str = "auto") -> dict[str, torch.Tensor]:
+def encode_images(model: MMV, images: torch.Tensor, mode: str = "auto") -> dict[str, torch.Tensor]:
     """``model.encode_image(images, mode=mode)`` on ``[B, H, W, 3]`` images (uint8, or float in [0, 1]).
 
     ``mode`` is :meth:`mmv.models.mmv.MMV.encode_image`'s: ``'auto'`` (the recalibrated deflated tower when one
@@ -203,18 +205,11 @@ def encode_images(model: nn.Module, images: torch.Tensor, mode: str = "auto") ->
         ValueError: the model has no ``encode_image``: images need the deflated video network
             (``shared/mmv_spec.md`` section 6), which this model was not given.
     """
-    encode = getattr(model, "encode_image", None)
-    if encode is None:
-        raise ValueError(
-            f"{type(model).__name__} has no encode_image: image embeddings need a deflated video network "
-            "(shared/mmv_spec.md section 6: 3-D kernels summed over time, BN re-fitted). Deflate the model first, "
-            "or use a model version that has MMV.encode_image."
-        )
-    return encode(images, mode=mode)
+    return model.encode_image(images, mode=mode)
 
 
 def eval_clips(
-    model: nn.Module,
+    model: MMV,
     manifest: pd.DataFrame,
     *,
     vocab: Any = None,
@@ -235,7 +230,7 @@ def eval_clips(
 
     cfg = model.config
     mods = set(cfg.modalities)
-    vocab = vocab if vocab is not None else getattr(model, "vocab", None)
+    vocab = vocab if vocab is not None else model.vocab
     text = "text" in mods and vocab is not None
     return ClipDataset(
         manifest,
@@ -252,7 +247,7 @@ def eval_clips(
 
 @torch.no_grad()
 def embed_manifest(
-    model: nn.Module,
+    model: MMV,
     dataset_or_loader: Any,
     device: str | torch.device = "cpu",
     num_windows: int | None = None,
@@ -318,7 +313,7 @@ def embed_manifest(
         from tqdm import tqdm
 
         loader = tqdm(loader, desc="embedding", unit="batch", dynamic_ncols=True)
-    modalities = set(getattr(model, "modalities", ("video", "audio", "text")))
+    modalities = set(model.modalities)
     acc: dict[str, _Accumulator] = {}
     meta: dict[int, dict[str, Any]] = {}
     windows: dict[int, int] = {}
@@ -551,7 +546,7 @@ def _attach(emb: dict[str, Any], other: dict[str, Any], prefix: str) -> None:
 
 
 def evaluate_zero_shot(
-    model: nn.Module,
+    model: MMV,
     manifest: pd.DataFrame | Any,
     *,
     vocab: Any = None,
@@ -608,7 +603,7 @@ def evaluate_zero_shot(
     has_video = "video_path" in df.columns and df["video_path"].notna().any()
     if images == "auto":
         has_files = "image_path" in df.columns and df["image_path"].notna().any()
-        can = "video" in mods and hasattr(model, "encode_image")
+        can = "video" in mods
         images = "files" if has_files and can else ("frames" if has_video and can else "none")
     if not has_video and not (df["audio_path"].notna().any() if "audio_path" in df.columns else False):
         raise ValueError("evaluate_zero_shot: the clips have neither video nor audio files")
