@@ -49,9 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import load_average  # noqa: E402
 from mmv.data.dataset import ClipDataset, collate_clips  # noqa: E402
 from mmv.data.manifest import load_manifest  # noqa: E402
-from mmv.data.toyworld import COLOURS, MOTIONS, SHAPES  # noqa: E402
 from mmv.eval.retrieval import retrieval_metrics  # noqa: E402
 from mmv.factory import create_model, get_config  # noqa: E402
+from mmv.toyworld import COLOURS, MOTIONS, SHAPES  # noqa: E402
 from training import config as config_lib  # noqa: E402
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {"shape": SHAPES, "colour": COLOURS, "motion": MOTIONS}

@@ -6,7 +6,7 @@ Usage::
     python benchmarks/loader.py --data /tmp/toyworld --clips 512 --workers 2 --batch 16
     python benchmarks/loader.py --no-color               # colour augmentation off (or --color-on-device)
 
-The toy world (``mmv.data.toyworld.generate``: 4-s 128x128 8-fps MP4s with 16-kHz audio) is generated into
+The toy world (``mmv.toyworld.generate``: 4-s 128x128 8-fps MP4s with 16-kHz audio) is generated into
 ``--data`` when its ``manifest.parquet`` is missing. The loader reads 16 frames at 8 fps (a 2-s window),
 random-resized-crops them to 112x112 with colour augmentation (the training transform), and 2 s of audio
 at 16 kHz from the FLAC cache; a batch of 16 is collated with ``collate_clips``. The first epoch fills the
@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from torch.utils.data import DataLoader  # noqa: E402
 
+import mmv.toyworld as toyworld  # noqa: E402
 from benchmarks.machine import load_average  # noqa: E402
 from mmv.config import AudioConfig, VideoConfig  # noqa: E402
-from mmv.data import toyworld  # noqa: E402
 from mmv.data.dataset import ClipDataset, collate_clips  # noqa: E402
 from mmv.data.transforms import TrainVideoTransform  # noqa: E402
 

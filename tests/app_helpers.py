@@ -30,8 +30,8 @@ def tiny_vocabulary():
     """The toy world's words plus every word of the bundled narrations."""
     import pandas as pd
 
-    from mmv.data.toyworld_narration import vocabulary_words
     from mmv.text import Vocabulary
+    from mmv.toyworld.narration import vocabulary_words
 
     df = pd.read_parquet(SAMPLE_MANIFEST)
     captions = [c["text"] for caps in df["captions"] for c in caps]

@@ -11,9 +11,9 @@ import torch
 from train_helpers import SAMPLE, single_thread
 
 from mmv.checkpoint import DEFLATION_FILE, load_checkpoint, save_checkpoint
-from mmv.data.toyworld_narration import vocabulary_words
 from mmv.factory import create_model
 from mmv.text import Vocabulary
+from mmv.toyworld.narration import vocabulary_words
 from training.deflate import main
 
 

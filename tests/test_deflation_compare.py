@@ -11,7 +11,6 @@ from train_helpers import SAMPLE, single_thread
 
 import mmv.deflation.comparison as compare_module
 from mmv.data.manifest import load_manifest
-from mmv.data.toyworld import COLOURS, SHAPES, clean_description
 from mmv.deflation import (
     ImageSet,
     compare,
@@ -25,11 +24,12 @@ from mmv.deflation import (
 from mmv.deflation.report import format_markdown, toyworld_report
 from mmv.factory import create_model
 from mmv.text import Vocabulary
+from mmv.toyworld import COLOURS, SHAPES, clean_description
 
 
 @pytest.fixture(scope="module")
 def model():
-    from mmv.data.toyworld_narration import vocabulary_words
+    from mmv.toyworld.narration import vocabulary_words
 
     single_thread()
     torch.manual_seed(0)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+import mmv.toyworld as tw
 from benchmarks import demo_ceiling as bench
-from mmv.data import toyworld as tw
 from mmv.data.manifest import load_manifest
 
 

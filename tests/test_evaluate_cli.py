@@ -16,10 +16,10 @@ from train_helpers import SAMPLE, single_thread
 from mmv import create_model
 from mmv.checkpoint import load_checkpoint, save_checkpoint
 from mmv.data.manifest import load_manifest
-from mmv.data.toyworld_narration import vocabulary_words
 from mmv.eval.features import load_features
 from mmv.eval.linear_probe import run_probe
 from mmv.text import Vocabulary
+from mmv.toyworld.narration import vocabulary_words
 from training.evaluate import main
 from training.evaluation import evaluate_retrieval
 

@@ -16,10 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 from toyworld_helpers import CFG, SR, centroid, clean, find_spec, object_mask, relative_level, rms_db, spectrum
 
-from mmv.data import toyworld as tw
-from mmv.data import toyworld_narration, toyworld_render, toyworld_sound
+import mmv.toyworld as tw
 from mmv.data.manifest import load_manifest
 from mmv.data.media import read_audio, read_video
+from mmv.toyworld import narration as toyworld_narration
+from mmv.toyworld import render as toyworld_render
+from mmv.toyworld import sound as toyworld_sound
 
 # ---------------------------------------------------------------------------------------------------
 # Config, specs, determinism
@@ -40,7 +42,7 @@ def test_attribute_tables_are_complete() -> None:
     assert len(tw.SHAPES) >= 4 and len(tw.COLOURS) >= 4 and len(tw.MOTIONS) >= 6
 
 
-#: The public names of ``mmv.data.toyworld`` before it was split into modality modules: all still importable.
+#: The public names of ``mmv.toyworld`` before it was split into modality modules: all still importable.
 PUBLIC_NAMES = """
     ATTRIBUTE_TEMPLATES BACKGROUNDS CAPTION_KINDS COLOURS COLOUR_PITCH_HZ COLOUR_RGB COLOUR_WORDS CRESCENDO_DB
     ClipSpec DESCRIBE_TEMPLATES FILLERS GLIDE_SEMITONES GROW_SCALE LABEL_COLUMNS MAX_PARTIAL_HZ MOTIONS MOTION_WORDS

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mmv.data import toyworld as tw
-from mmv.data import toyworld_narration as narr
+import mmv.toyworld as tw
+from mmv.toyworld import narration as narr
 
 CFG = tw.ToyWorldConfig()
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from toyworld_helpers import CFG, centroid, clean, find_spec, object_mask
 
-from mmv.data import toyworld as tw
-from mmv.data import toyworld_render as render
+import mmv.toyworld as tw
+from mmv.toyworld import render
 
 
 def test_colour_table_is_well_separated() -> None:

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from toyworld_helpers import CFG, SR, clean, find_spec, relative_level, rms_db, spectrum
 
-from mmv.data import toyworld as tw
-from mmv.data import toyworld_render as render
-from mmv.data import toyworld_sound as sound
+import mmv.toyworld as tw
+from mmv.toyworld import render, sound
 
 
 def test_timbre_and_pitch_tables() -> None:
-    assert set(sound.SHAPE_TIMBRE) == set(tw.SHAPES) and len(set(sound.SHAPE_TIMBRE.values())) == len(tw.SHAPES)
+    assert set(tw.SHAPE_TIMBRE) == set(tw.SHAPES) and len(set(tw.SHAPE_TIMBRE.values())) == len(tw.SHAPES)
     pitches = [sound.COLOUR_PITCH_HZ[c] for c in tw.COLOURS]
     semitones = 12 * np.log2(np.array(pitches[1:]) / np.array(pitches[:-1]))
     assert np.all(semitones > 2 * CFG.pitch_jitter_semitones + 3)  # jittered pitches never meet

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mmv.data import toyworld as tw
+import mmv.toyworld as tw
 
 CFG = tw.ToyWorldConfig()
 SR = CFG.sample_rate

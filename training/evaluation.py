@@ -26,7 +26,7 @@ through FAC's eval path (the video's va->vat head): audio and text are never pai
 Attribute level (manifests with ``label_shape``, ``label_colour`` and ``label_motion``, i.e. the toy world):
 toy-world narration is noisy on purpose (off-topic and wrong captions, fillers, 20 % of clips silent), so a
 second set of metrics asks whether the model knows *what* is in a clip. Each clip's **description** is the
-clean sentence :func:`mmv.data.toyworld.clean_description` builds from its primary object's
+clean sentence :func:`mmv.toyworld.tasks.clean_description` builds from its primary object's
 ``(shape, colour, motion)`` with the toy world's own first template and first synonyms (``"a red circle moves
 to the right"``; size is not part of it). A retrieved item is correct when it has the **same (shape, colour,
 motion)** as the query's clip (so a query usually has one or two correct items; its own clip always is one).
@@ -179,7 +179,7 @@ def evaluate_retrieval(
         has_attrs = use_text and all(a in labels and all(v is not None for v in labels[a]) for a in ATTRIBUTES)
         descriptions = None
         if has_attrs:
-            from mmv.data.toyworld import clean_description
+            from mmv.toyworld.tasks import clean_description
 
             keys = list(zip(*(labels[a] for a in ATTRIBUTES)))
             distinct = list(dict.fromkeys(keys))

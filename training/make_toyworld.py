@@ -1,4 +1,4 @@
-"""Generate a toy-world dataset (mp4 clips + manifest) for the CPU demo; see :mod:`mmv.data.toyworld`.
+"""Generate a toy-world dataset (mp4 clips + manifest) for the CPU demo; see :mod:`mmv.toyworld`.
 
 Usage::
 
@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from mmv.data.toyworld import LABEL_COLUMNS, ToyWorldConfig, generate
+from mmv.toyworld import LABEL_COLUMNS, ToyWorldConfig, generate
 
 
 def build_parser() -> argparse.ArgumentParser:

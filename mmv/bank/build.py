@@ -89,7 +89,7 @@ def state_sha256(model: MMV) -> str:
 
 
 def _description(labels: dict[str, Any]) -> str:
-    from mmv.data.toyworld import clean_description
+    from mmv.toyworld.tasks import clean_description
 
     values = [labels.get(f"{LABEL_PREFIX}{a}") for a in DESCRIPTION_ATTRIBUTES]
     if any(v is None or not isinstance(v, str) for v in values):

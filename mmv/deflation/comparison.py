@@ -235,12 +235,12 @@ def zero_shot_classify(
 def toyworld_prompts(attribute: str) -> dict[str, list[str]]:
     """Class prompts for zero-shot classification of toy-world frames, from the world's clean descriptions.
 
-    Each class is the ensemble of :func:`mmv.data.toyworld.clean_description` sentences over the attributes a
+    Each class is the ensemble of :func:`mmv.toyworld.tasks.clean_description` sentences over the attributes a
     single frame cannot (or need not) tell: ``'shape'`` -> for each shape, the sentences of every colour and
     motion; ``'colour'`` -> for each colour, every shape and motion; ``'shape_colour'`` -> classes
     ``"<colour> <shape>"``, over every motion.
     """
-    from mmv.data.toyworld import COLOURS, MOTIONS, SHAPES, clean_description
+    from mmv.toyworld import COLOURS, MOTIONS, SHAPES, clean_description
 
     if attribute == "shape":
         return {s: [clean_description(s, c, m) for c in COLOURS for m in MOTIONS] for s in SHAPES}

@@ -4,7 +4,7 @@
 :func:`mmv.deflation.compare` with
 
 * **image -> text** in S_vat: candidates are the split's distinct clean descriptions
-  (:func:`mmv.data.toyworld.clean_description` of each clip's ``(shape, colour, motion)``); a description is
+  (:func:`mmv.toyworld.tasks.clean_description` of each clip's ``(shape, colour, motion)``); a description is
   correct when it names the frame's shape *and* colour (a still frame cannot show the motion, so every motion
   of the right object counts);
 * **image -> video** in S_vat: candidates are the split's clips embedded as videos (first evaluation window);
@@ -78,7 +78,7 @@ def toyworld_report(
     labels = frames.labels
 
     # Image -> text: distinct descriptions of the split; correct = same shape and colour.
-    from mmv.data.toyworld import clean_description
+    from mmv.toyworld.tasks import clean_description
 
     keys = list(dict.fromkeys(zip(df["label_shape"], df["label_colour"], df["label_motion"])))
     texts = [clean_description(shape=s, colour=c, motion=m) for s, c, m in keys]

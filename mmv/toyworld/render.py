@@ -1,8 +1,8 @@
 """Toy-world video: how a clip's objects look and move, drawn frame by frame.
 
-Part of :mod:`mmv.data.toyworld` (which re-exports the public names below). A clip is ``size`` x ``size``
+Part of :mod:`mmv.toyworld` (which re-exports the public names below). A clip is ``size`` x ``size``
 (128 x 128) RGB at ``fps`` (8, i.e. 32 frames in 4 s): one object, sometimes a second one drawn behind it,
-on a static background. Positions and radii in a :class:`~mmv.data.toyworld.ObjectSpec` are fractions of the
+on a static background. Positions and radii in a :class:`~mmv.toyworld.spec.ObjectSpec` are fractions of the
 frame side, so a spec renders at any ``size``.
 
 How the primary object's attributes are seen (its labels describe it):
@@ -26,13 +26,11 @@ checkerboard of ``tiles``, in grey tones. Polygons are drawn anti-aliased at sub
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:
-    from mmv.data.toyworld import ClipSpec, ObjectSpec, ToyWorldConfig
+from mmv.toyworld.spec import ClipSpec, ObjectSpec, ToyWorldConfig
 
 #: Fill colour of each colour name (sRGB). Hues 0, 52, 127, 183, 222, 275 degrees.
 COLOUR_RGB: dict[str, tuple[int, int, int]] = {
@@ -126,7 +124,6 @@ def render_video(spec: ClipSpec, cfg: ToyWorldConfig | None = None) -> np.ndarra
     Returns:
         uint8 ``[T, H, W, 3]`` RGB, frame ``i`` at time ``i / fps``.
     """
-    from mmv.data.toyworld import ToyWorldConfig  # here: mmv.data.toyworld imports this module
 
     cfg = cfg or ToyWorldConfig()
     size, shift = cfg.size, 4  # cv2 fixed point: 4 fractional bits

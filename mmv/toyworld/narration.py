@@ -1,7 +1,7 @@
 """Toy-world narration: ASR-like captions of a clip, noisy, sometimes wrong or off-topic, and misaligned.
 
-Part of :mod:`mmv.data.toyworld` (which re-exports the public names below; its
-:func:`~mmv.data.toyworld.sample_attributes` calls :func:`make_captions`).
+Part of :mod:`mmv.toyworld` (which re-exports the public names below; its
+:func:`~mmv.toyworld.sample.sample_attributes` calls :func:`make_captions`).
 
 Narration (1.3 of ``shared/mmv_spec.md``: HowTo100M ASR is noisy and misaligned, which is why MIL-NCE takes
 K candidates): ``no_text_fraction`` (20 %) of clips have no narration at all, AudioSet-like. The others get
@@ -33,13 +33,9 @@ Narrations say "left"/"right" and "top"/"bottom", so a flipped clip contradicts 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from mmv.data.toyworld import ClipSpec, ToyWorldConfig
+from mmv.toyworld.spec import COLOURS, SHAPES, ClipSpec, ToyWorldConfig, choose
 
 COLOUR_WORDS: dict[str, tuple[str, ...]] = {
     "red": ("red", "crimson", "scarlet", "cherry red"),
@@ -200,34 +196,29 @@ def clean_description(shape: str, colour: str, motion: str) -> str:
     )
 
 
-def _choice(rng: np.random.Generator, options: Sequence[Any], p: Sequence[float] | None = None) -> Any:
-    """One of ``options`` (with probabilities ``p``), drawn from ``rng``; the attribute sampling uses it too."""
-    return options[int(rng.choice(len(options), p=p))]
-
-
 def _asr_noise(text: str, rng: np.random.Generator) -> str:
     """Fillers in front or in the middle, and the odd stutter, as in spoken narration."""
     words = text.split()
     if rng.random() < 0.2 and len(words) > 2:
         i = int(rng.integers(1, len(words)))
-        words.insert(i, _choice(rng, FILLERS))
+        words.insert(i, choose(rng, FILLERS))
     if rng.random() < 0.1:
         i = int(rng.integers(len(words)))
         words.insert(i, words[i])
     if rng.random() < 0.4 and words[0] not in FILLERS:
-        words.insert(0, _choice(rng, FILLERS))
+        words.insert(0, choose(rng, FILLERS))
     return " ".join(words)
 
 
 def _describe(rng: np.random.Generator, shape: str, colour: str, size: str, motion: str, need: str = "") -> str:
     """A description; ``need`` (e.g. ``"{c}"``) restricts :data:`DESCRIBE_TEMPLATES` to those with that slot."""
     verbs, ings, _, _ = MOTION_WORDS[motion]
-    return _choice(rng, [t for t in DESCRIBE_TEMPLATES if need in t]).format(
-        c=_choice(rng, COLOUR_WORDS[colour]),
-        s=_choice(rng, SHAPE_WORDS[shape]),
-        z=_choice(rng, SIZE_WORDS[size]),
-        m=_choice(rng, verbs),
-        mi=_choice(rng, ings),
+    return choose(rng, [t for t in DESCRIBE_TEMPLATES if need in t]).format(
+        c=choose(rng, COLOUR_WORDS[colour]),
+        s=choose(rng, SHAPE_WORDS[shape]),
+        z=choose(rng, SIZE_WORDS[size]),
+        m=choose(rng, verbs),
+        mi=choose(rng, ings),
     )
 
 
@@ -248,7 +239,6 @@ def make_captions(spec: ClipSpec, rng: np.random.Generator, cfg: ToyWorldConfig 
         ``{"start": float, "end": float, "text": str, "kind": str}`` dicts sorted by (start, end); times are
         rounded to 10 ms.
     """
-    from mmv.data.toyworld import COLOURS, SHAPES, ToyWorldConfig  # here: mmv.data.toyworld imports this module
 
     cfg = cfg or ToyWorldConfig()
     if rng.random() < cfg.no_text_fraction:
@@ -261,40 +251,40 @@ def make_captions(spec: ClipSpec, rng: np.random.Generator, cfg: ToyWorldConfig 
         u = rng.random()
         anchor = float(rng.uniform(0.1, 0.9)) * total
         if u < cfg.off_topic_prob:
-            kind, text = "off_topic", _choice(rng, OFF_TOPIC)
+            kind, text = "off_topic", choose(rng, OFF_TOPIC)
         elif u < cfg.off_topic_prob + cfg.wrong_caption_prob:
             kind = "wrong"
             if rng.random() < 0.5:
-                colour = _choice(rng, [c for c in COLOURS if c != obj.colour])
+                colour = choose(rng, [c for c in COLOURS if c != obj.colour])
                 text = _describe(rng, obj.shape, colour, obj.size, obj.motion, need="{c}")
             else:
-                shape = _choice(rng, [s for s in SHAPES if s != obj.shape])
+                shape = choose(rng, [s for s in SHAPES if s != obj.shape])
                 text = _describe(rng, shape, obj.colour, obj.size, obj.motion, need="{s}")
         else:
-            kind = _choice(rng, ("describe", "attribute", "event", "second"), p=(0.45, 0.25, 0.2, 0.1))
+            kind = choose(rng, ("describe", "attribute", "event", "second"), p=(0.45, 0.25, 0.2, 0.1))
             if kind == "second" and second is None:
                 kind = "describe"
             if kind == "describe":
                 text = _describe(rng, obj.shape, obj.colour, obj.size, obj.motion)
             elif kind == "attribute":
-                which = _choice(rng, tuple(ATTRIBUTE_TEMPLATES))
-                text = _choice(rng, ATTRIBUTE_TEMPLATES[which]).format(
-                    c=_choice(rng, COLOUR_WORDS[obj.colour]),
-                    s=_choice(rng, SHAPE_WORDS[obj.shape]),
-                    z=_choice(rng, SIZE_WORDS[obj.size]),
-                    snd=_choice(rng, SOUND_WORDS[obj.timbre]),
+                which = choose(rng, tuple(ATTRIBUTE_TEMPLATES))
+                text = choose(rng, ATTRIBUTE_TEMPLATES[which]).format(
+                    c=choose(rng, COLOUR_WORDS[obj.colour]),
+                    s=choose(rng, SHAPE_WORDS[obj.shape]),
+                    z=choose(rng, SIZE_WORDS[obj.size]),
+                    snd=choose(rng, SOUND_WORDS[obj.timbre]),
                 )
             elif kind == "event":
                 at_end = bool(rng.random() < 0.5)
-                text = _choice(rng, MOTION_WORDS[obj.motion][3 if at_end else 2])
+                text = choose(rng, MOTION_WORDS[obj.motion][3 if at_end else 2])
                 anchor = (0.9 if at_end else 0.1) * total
             else:
                 assert second is not None
                 templates = SILENT_SECOND_TEMPLATES if second.gain == 0 and rng.random() < 0.5 else SECOND_TEMPLATES
-                text = _choice(rng, templates).format(
-                    c2=_choice(rng, COLOUR_WORDS[second.colour]),
-                    s2=_choice(rng, SHAPE_WORDS[second.shape]),
-                    z2=_choice(rng, SIZE_WORDS[second.size]),
+                text = choose(rng, templates).format(
+                    c2=choose(rng, COLOUR_WORDS[second.colour]),
+                    s2=choose(rng, SHAPE_WORDS[second.shape]),
+                    z2=choose(rng, SIZE_WORDS[second.size]),
                 )
         if kind != "off_topic":
             text = _asr_noise(text, rng)

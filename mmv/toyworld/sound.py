@@ -1,6 +1,6 @@
 """Toy-world audio: how a clip's objects sound, synthesised sample by sample.
 
-Part of :mod:`mmv.data.toyworld` (which re-exports the public names below). A clip's soundtrack is
+Part of :mod:`mmv.toyworld` (which re-exports the public names below). A clip's soundtrack is
 ``clip_seconds`` (4 s) of mono audio at ``sample_rate`` (16 kHz): the tone of each sounding object, an optional
 distractor and a noise floor (:func:`synthesize_audio`).
 
@@ -34,12 +34,10 @@ contradicts its soundtrack.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from mmv.data.toyworld import ClipSpec, ObjectSpec, ToyWorldConfig
+from mmv.toyworld.spec import ClipSpec, ObjectSpec, ToyWorldConfig
 
 #: Base pitch of each colour in Hz: 4 semitones apart, lowest for red (the lowest light frequency).
 COLOUR_PITCH_HZ: dict[str, float] = {
@@ -51,7 +49,6 @@ COLOUR_PITCH_HZ: dict[str, float] = {
     "purple": 622.25,
 }
 #: Timbre (``label_sound``) of each shape.
-SHAPE_TIMBRE: dict[str, str] = {"circle": "sine", "square": "square", "triangle": "sawtooth", "star": "bell"}
 #: Peak amplitude of each size's sound (large objects are louder).
 SIZE_GAIN: dict[str, float] = {"small": 0.3, "large": 0.6}
 
@@ -142,7 +139,6 @@ def synthesize_audio(spec: ClipSpec, cfg: ToyWorldConfig | None = None) -> np.nd
     Returns:
         float32 ``[S]`` in [-1, 1], ``S = round(clip_seconds * sample_rate)``.
     """
-    from mmv.data.toyworld import ToyWorldConfig  # here: mmv.data.toyworld imports this module
 
     cfg = cfg or ToyWorldConfig()
     sr, n = cfg.sample_rate, cfg.num_samples
