@@ -241,7 +241,7 @@ def tokenize_text(model: MMV, text: str) -> tuple[torch.Tensor, list[str], list[
         UploadError: the model has no vocabulary, or no word of the query is in it (the embedding of an
             all-padding sentence would be meaningless).
     """
-    from mmv.text import ENGLISH_STOP_WORDS, UNK_ID, tokenize
+    from mmv.tokenizer import ENGLISH_STOP_WORDS, UNK_ID, tokenize
 
     vocab = model.vocab
     if vocab is None:

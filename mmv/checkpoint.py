@@ -137,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         CheckpointError: pickle-based file, missing files, or weights that do not match the config.
     """
     from mmv.models.mmv import MMV
-    from mmv.text import Vocabulary
+    from mmv.tokenizer import Vocabulary
 
     directory = _checkpoint_dir(Path(path))
     header = read_checkpoint_header(directory)

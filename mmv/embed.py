@@ -17,7 +17,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
-    from mmv.text import Vocabulary
+    from mmv.tokenizer import Vocabulary
 
 
 @contextmanager

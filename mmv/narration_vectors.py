@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from mmv.text import ENGLISH_STOP_WORDS, PAD_ID, UNK_ID, Vocabulary, tokenize
+from mmv.tokenizer import ENGLISH_STOP_WORDS, PAD_ID, UNK_ID, Vocabulary, tokenize
 
 
 def document_word_ids(

@@ -1,4 +1,4 @@
-"""Word-vector files -> a :class:`~mmv.text.Vocabulary` and a ``[V, D]`` float32 table, parsed without gensim.
+"""Word-vector files -> a :class:`~mmv.tokenizer.Vocabulary` and a ``[V, D]`` float32 table, parsed without gensim.
 
 Formats (``docs/formats.md``): word2vec binary (``.bin``), word2vec or GloVe text (``.txt`` / ``.vec``;
 GloVe has no header line) and ``.npy`` with a ``<stem>.vocab.txt`` word list. A trailing ``.gz`` on any
@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from mmv.text import PAD, UNK, Vocabulary, read_word_list
+from mmv.tokenizer import PAD, UNK, Vocabulary, read_word_list
 
 
 def _format_of(path: Path) -> tuple[str, bool]:

@@ -30,7 +30,7 @@ def tiny_vocabulary():
     """The toy world's words plus every word of the bundled narrations."""
     import pandas as pd
 
-    from mmv.text import Vocabulary
+    from mmv.tokenizer import Vocabulary
     from mmv.toyworld.narration import vocabulary_words
 
     df = pd.read_parquet(SAMPLE_MANIFEST)

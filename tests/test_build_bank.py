@@ -28,7 +28,7 @@ from mmv.checkpoint import load_checkpoint, save_checkpoint
 from mmv.data import media
 from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest, save_manifest
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 from mmv.toyworld.tasks import clean_description
 from training.build_bank import main
 

@@ -20,7 +20,7 @@ from mmv.checkpoint import (
     save_checkpoint,
 )
 from mmv.factory import create_model
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 
 
 class _Exploit:

@@ -16,7 +16,7 @@ from mmv.data.dataset import ClipDataset, MixedDataset, SkipCounter, collate_cli
 from mmv.data.manifest import load_manifest, save_manifest
 from mmv.data.media import write_audio, write_video
 from mmv.data.transforms import TrainVideoTransform
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 
 FPS = 8
 NUM_FRAMES = 32  # 4-s files

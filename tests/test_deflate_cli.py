@@ -12,7 +12,7 @@ from train_helpers import SAMPLE, single_thread
 
 from mmv.checkpoint import DEFLATION_FILE, load_checkpoint, save_checkpoint
 from mmv.factory import create_model
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 from mmv.toyworld.narration import vocabulary_words
 from training.deflate import main
 

@@ -23,7 +23,7 @@ from mmv.deflation import (
 )
 from mmv.deflation.report import format_markdown, toyworld_report
 from mmv.factory import create_model
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 from mmv.toyworld import COLOURS, SHAPES, clean_description
 
 

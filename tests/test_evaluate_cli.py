@@ -18,7 +18,7 @@ from mmv.checkpoint import load_checkpoint, save_checkpoint
 from mmv.data.manifest import load_manifest
 from mmv.eval.features import load_features
 from mmv.eval.linear_probe import run_probe
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 from mmv.toyworld.narration import vocabulary_words
 from training.evaluate import main
 from training.evaluation import evaluate_retrieval

@@ -16,7 +16,7 @@ from mmv.data.manifest import load_manifest, save_manifest
 from mmv.data.media import write_audio, write_video
 from mmv.data.memory_cache import CachedClipDataset
 from mmv.data.transforms import TrainVideoTransform
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 
 FPS, NUM_FRAMES, SIZE, SR = 8, 32, 48, 16000
 VIDEO = VideoConfig(num_frames=8, frame_size=32, fps=4.0)  # a 2-s window, every second source frame

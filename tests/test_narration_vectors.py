@@ -11,7 +11,7 @@ from train_helpers import SAMPLE, single_thread, tiny_args
 
 from mmv.checkpoint import load_checkpoint
 from mmv.narration_vectors import document_word_ids, narration_word_vectors, ppmi_matrix
-from mmv.text import PAD_ID, UNK_ID, Vocabulary
+from mmv.tokenizer import PAD_ID, UNK_ID, Vocabulary
 from training.main import main
 
 

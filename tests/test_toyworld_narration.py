@@ -83,7 +83,7 @@ def test_true_captions_name_the_truth() -> None:
 
 
 def test_vocabulary_covers_every_caption() -> None:
-    from mmv.text import tokenize
+    from mmv.tokenizer import tokenize
 
     vocab = set(narr.vocabulary_words())
     assert {"red", "crimson", "circle", "ball", "right", "subscribe", "um"} <= vocab

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmv.text import (
+from mmv.tokenizer import (
     PAD,
     UNK,
     Vocabulary,

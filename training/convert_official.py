@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def read_vocab(path: Path, rows: int):
     """The word list of the table: one word per row; rows 0/1 become ``<pad>``/``<unk>``."""
-    from mmv.text import PAD, UNK, Vocabulary, read_word_list
+    from mmv.tokenizer import PAD, UNK, Vocabulary, read_word_list
 
     words = read_word_list(path)
     if len(words) != rows:

@@ -25,7 +25,7 @@ from mmv.data.dataset import ClipDataset, MixedDataset, SkipCounter, collate_cli
 from mmv.data.manifest import load_manifest
 from mmv.data.memory_cache import CachedClipDataset
 from mmv.data.transforms import TrainVideoTransform
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 from training.config import Config, DataSource
 
 logger = logging.getLogger(__name__)

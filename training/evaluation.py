@@ -74,7 +74,7 @@ import torch
 from mmv.data.manifest import load_manifest
 from mmv.embed import embed_sentences, eval_mode
 from mmv.eval.retrieval import embed_manifest, eval_clips, retrieval_metrics
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV

@@ -60,8 +60,8 @@ from mmv.checkpoint import save_checkpoint
 from mmv.factory import create_model, get_config
 from mmv.fileio import atomic_file
 from mmv.losses import MMVLoss
-from mmv.text import Vocabulary
 from mmv.threads import ThreadGovernor
+from mmv.tokenizer import Vocabulary
 from training import checkpointing, distributed
 from training import config as config_lib
 from training import data as data_lib

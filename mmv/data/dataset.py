@@ -62,7 +62,7 @@ from mmv.data import media
 from mmv.data.manifest import LABEL_PREFIX, label_columns, load_manifest
 from mmv.data.sampling import ClipSampler, ClipWindow, select_captions
 from mmv.data.transforms import EvalVideoTransform, TrainVideoTransform
-from mmv.text import PAD_ID, Vocabulary
+from mmv.tokenizer import PAD_ID, Vocabulary
 
 logger = logging.getLogger(__name__)
 

@@ -571,7 +571,7 @@ def evaluate_zero_shot(
     Args:
         model: an :class:`mmv.models.mmv.MMV` on ``device``.
         manifest: a manifest path or a loaded table (paths resolved).
-        vocab: the text :class:`~mmv.text.Vocabulary` (default ``model.vocab``); without one, no text direction.
+        vocab: the text :class:`~mmv.tokenizer.Vocabulary` (default ``model.vocab``); without one, no text direction.
         split: the manifest split (``None``: every row).
         num_windows: windows averaged per clip.
         num_captions: captions per window in a clip's text bag.

@@ -42,7 +42,7 @@ from mmv.models.heads import FacActivation, ProjectionHead
 from mmv.models.s3d import S3DG
 from mmv.models.text import TextTower
 from mmv.models.tsm_resnet import TSMResNet
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 from mmv.word_vectors import load_word_vectors as read_word_vectors
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from mmv.config import TextConfig
 from mmv.models.layers import haiku_init_
-from mmv.text import PAD_ID
+from mmv.tokenizer import PAD_ID
 
 
 class TextTower(nn.Module):

@@ -41,7 +41,7 @@ from mmv.official.mapping import (
     tsm_name,
 )
 from mmv.official.unpickle import OfficialCheckpointError
-from mmv.text import Vocabulary
+from mmv.tokenizer import Vocabulary
 
 RELEASED_PRESETS = {"s3d": "mmv_s3d", 1.0: "mmv_tsm_resnet_x1", 2.0: "mmv_tsm_resnet_x2"}
 

@@ -27,7 +27,7 @@ sound       "pure tone", "buzz", "rasp", "chime", ... (of the shape's timbre)   
 ==========  ====================================================================  ====================
 
 Narrations say "left"/"right" and "top"/"bottom", so a flipped clip contradicts its narration. Note that
-``up`` and ``down`` are stop words in :mod:`mmv.text`, so the up/down phrases always carry another word
+``up`` and ``down`` are stop words in :mod:`mmv.tokenizer`, so the up/down phrases always carry another word
 ("rises", "upward", "top", "falls", "sinks", "bottom").
 """
 
@@ -156,7 +156,7 @@ CAPTION_KINDS: tuple[str, ...] = ("describe", "attribute", "event", "second", "w
 
 
 def vocabulary_words() -> list[str]:
-    """Every word a toy-world caption can contain, sorted (tokens as :func:`mmv.text.tokenize` splits them).
+    """Every word a toy-world caption can contain, sorted (tokens as :func:`mmv.tokenizer.tokenize` splits them).
 
     Slots and braces are removed from the templates; all synonym tables, fillers and off-topic sentences are
     included, so a vocabulary built from this list has no ``<unk>`` on toy-world narrations.

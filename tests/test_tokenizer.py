@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmv.text import (
+from mmv.tokenizer import (
     ENGLISH_STOP_WORDS,
     PAD,
     UNK,
