@@ -4,12 +4,15 @@ Usage::
 
     python benchmarks/official.py                      # CPU, 1 and 2 threads
     python benchmarks/official.py --device cuda        # + the converted model on the GPU (float32 and bf16)
+    python benchmarks/official.py --device cuda --parity   # + the parity models' outputs on the GPU
 
 Builds a tree with the released ``mmv_s3d.pkl``'s leaves and shapes (the parity reference's leaf list, with the
 real 65,536 x 300 word table; values from the parity recipe), pickles it as the release is, then times: the
 restricted unpickler, the conversion and the safetensors write. Then embeds one 32 x 200 x 200 clip with the
 converted model (space-to-depth stem) and with ``s3d_fac`` (RGB stem) side by side and prints the ratio: what an
-upload or a bank build costs per clip on this machine.
+upload or a bank build costs per clip on this machine. With ``--parity`` it also converts the two whole-model
+parity references and compares their outputs on ``--device`` with the official float32 outputs (TF32 off), the
+check ``tests/test_official_parity.py`` makes on the CPU.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from official_helpers import make_leaf, meta  # noqa: E402
+from official_helpers import F32_GATE, fac_outputs, flat_tree, make_leaf, meta, reference, relative_error  # noqa: E402
 
 from benchmarks.machine import device_name  # noqa: E402
 from mmv.checkpoint import save_checkpoint  # noqa: E402
@@ -60,12 +63,31 @@ def median_ms(fn, repeats: int, device: torch.device) -> float:
     return 1000 * statistics.median(times)
 
 
+def parity(device: torch.device) -> None:
+    """The converted parity models' outputs on ``device`` against the official float32 outputs."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    for name in ("fac_s3d", "fac_tsm"):
+        model, _ = convert_official(flat_tree(name))
+        model = model.to(device)
+        ref = reference(name)
+        ours = fac_outputs(model, ref, torch.float32, device)
+        errors = {k: relative_error(v, ref[f"out32:{k}"]) for k, v in ours.items()}
+        worst = max(errors, key=errors.get)
+        verdict = "within" if errors[worst] < F32_GATE else "OVER"
+        error = f"max relative error {errors[worst]:.2e} ({worst})"
+        print(f"parity {name} on {device}: {error}, {verdict} the {F32_GATE:g} gate")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parity", action="store_true", help="also compare the parity models' outputs on --device")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.parity:
+        parity(device)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "mmv_s3d.pkl"
         path.write_bytes(pickle.dumps(released_size_tree(), protocol=4))

@@ -17,6 +17,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import torch
 
 DATA = Path(__file__).parent / "data" / "official_parity"
 SEED, GAIN_CONV3D, EMA_COUNTER = 20201125, 1.7, 1000
@@ -130,3 +131,23 @@ def official_model_and_bank(root: Path, vocab: Path | None = None) -> tuple[Path
     argv = ["--checkpoint", str(model), "--manifest", str(manifest), "--out", str(bank), "--num-workers", "0"]
     assert build_bank.main([*argv, "--quiet"]) == 0
     return model, bank
+
+
+def fac_outputs(model, ref: dict[str, np.ndarray], dtype, device="cpu") -> dict[str, np.ndarray]:
+    """Our model's counterparts of the official output dict (``txt_embd.toaud`` has none: its head is dropped)."""
+    with torch.no_grad():
+        video = model.encode_video(torch.from_numpy(ref["in:images"]).to(device, dtype))
+        audio_repr = model.audio(torch.from_numpy(ref["in:audio_spectrogram"]).to(device, dtype))
+        audio_va = model.heads["audio_va"](audio_repr)
+        audio_vat = model.heads["va_vat"](model.fac_activation(audio_va))
+        text = model.encode_text(torch.from_numpy(ref["in:word_ids"]).long().to(device))
+    out = {
+        "vid_repr": video["repr"],
+        "vid_embd.toaud": video["va"],
+        "vid_embd.totxt": video["vat"],
+        "aud_repr": audio_repr,
+        "aud_embd.tovid": audio_va,
+        "aud_embd.totxt": audio_vat,
+        "txt_embd.tovid": text["vat"],
+    }
+    return {k: v.float().cpu().numpy() if v.dtype == torch.bfloat16 else v.cpu().numpy() for k, v in out.items()}

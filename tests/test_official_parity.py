@@ -13,7 +13,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from official_helpers import F32_GATE, F64_GATE, flat_tree, meta, reference, relative_error, write_official_pickle
+from official_helpers import (
+    F32_GATE,
+    F64_GATE,
+    fac_outputs,
+    flat_tree,
+    meta,
+    reference,
+    relative_error,
+    write_official_pickle,
+)
 
 from mmv.config import AudioConfig, NormConfig, VideoConfig
 from mmv.models.audio_resnet import AudioResNet
@@ -100,26 +109,6 @@ def test_space_to_depth_backbone_folds_rgb_like_the_reference(backbone_files):
     with torch.no_grad():
         folded_here = net(torch.from_numpy(ref["in:video_rgb"]).double())
     assert relative_error(folded_here, ref["out64:Embeddings"]) < F64_GATE
-
-
-def fac_outputs(model, ref: dict[str, np.ndarray], dtype: torch.dtype) -> dict[str, np.ndarray]:
-    """Our model's counterparts of the official output dict (``txt_embd.toaud`` has none: its head is dropped)."""
-    with torch.no_grad():
-        video = model.encode_video(torch.from_numpy(ref["in:images"]).to(dtype))
-        audio_repr = model.audio(torch.from_numpy(ref["in:audio_spectrogram"]).to(dtype))
-        audio_va = model.heads["audio_va"](audio_repr)
-        audio_vat = model.heads["va_vat"](model.fac_activation(audio_va))
-        text = model.encode_text(torch.from_numpy(ref["in:word_ids"]).long())
-    out = {
-        "vid_repr": video["repr"],
-        "vid_embd.toaud": video["va"],
-        "vid_embd.totxt": video["vat"],
-        "aud_repr": audio_repr,
-        "aud_embd.tovid": audio_va,
-        "aud_embd.totxt": audio_vat,
-        "txt_embd.tovid": text["vat"],
-    }
-    return {k: v.numpy() for k, v in out.items()}
 
 
 @pytest.fixture(scope="module")
