@@ -87,7 +87,9 @@ def bench_torchvision(batch: int, frames: int, size: int, device, precision: str
         return None
     theirs = s3d().to(device).train()
     theirs.classifier = torch.nn.Identity()
-    theirs_fwd = torch.nn.Sequential(theirs.features, theirs.avgpool)
+    # torchvision's own avgpool is a fixed (2, 7, 7) window sized for 224 px; the mean over the map is what both
+    # backbones pool to, at any input size.
+    theirs_fwd = torch.nn.Sequential(theirs.features, torch.nn.AdaptiveAvgPool3d(1))
     ours = create_model("s3d_fac", modalities=["video"]).video.to(device).train()
     x = torch.rand(batch, frames, size, size, 3, device=device)
     x_cf = x.permute(0, 4, 1, 2, 3).contiguous()
