@@ -18,13 +18,13 @@ from mmv.deflation import (
     frames_from_manifest,
     load_image_folder,
     recalibrate,
-    toyworld_prompts,
     zero_shot_classify,
 )
-from mmv.deflation.report import format_markdown, toyworld_report
+from mmv.deflation.report import format_markdown
 from mmv.factory import create_model
 from mmv.tokenizer import Vocabulary
 from mmv.toyworld import COLOURS, SHAPES, clean_description
+from mmv.toyworld.deflation_report import toyworld_prompts, toyworld_report
 
 
 @pytest.fixture(scope="module")

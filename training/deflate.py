@@ -107,7 +107,8 @@ def _print_cosines(cosine: dict[str, dict[str, float]]) -> None:
 
 
 def _report(model: MMV, args: argparse.Namespace) -> dict[str, Any]:
-    from mmv.deflation.report import format_markdown, toyworld_report
+    from mmv.deflation.report import format_markdown
+    from mmv.toyworld.deflation_report import toyworld_report
 
     started = time.perf_counter()
     rep = toyworld_report(
