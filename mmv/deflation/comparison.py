@@ -143,15 +143,8 @@ def compare(
     seconds: dict[str, float] = {}
     for mode in modes:
         emb[mode], seconds[mode] = embed_images(model, images, mode, num_frames=num_frames, batch_size=batch_size)
-    result: dict[str, Any] = {"embeddings": emb, "seconds_per_image": seconds, "cosine": {}, "i2t": {}, "i2v": {}}
-    if "inflated" in emb:
-        for mode in modes:
-            if mode != "inflated":
-                result["cosine"][mode] = {
-                    s: F.cosine_similarity(emb[mode][s].double(), emb["inflated"][s].double(), dim=-1)
-                    for s in SPACES
-                    if s in emb[mode]
-                }
+    cosine = _cosines(emb)
+    result: dict[str, Any] = {"embeddings": emb, "seconds_per_image": seconds, "cosine": cosine, "i2t": {}, "i2v": {}}
     text_emb = embed_sentences(model, texts) if texts is not None else None
     for mode in modes:
         if text_emb is not None:
@@ -161,6 +154,19 @@ def compare(
             result["i2v"][mode] = retrieval_metrics(emb[mode][video_space] @ bank.T, video_gt)
     result["summary"] = _summary(result, modes)
     return result
+
+
+def _cosines(emb: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict[str, torch.Tensor]]:
+    """``{mode: {space: float64 [N]}}``: each deflated mode's per-image cosine to the inflated embedding (the
+    reference); empty when ``inflated`` was not run."""
+    if "inflated" not in emb:
+        return {}
+    ref = emb["inflated"]
+    return {
+        mode: {s: F.cosine_similarity(e[s].double(), ref[s].double(), dim=-1) for s in SPACES if s in e}
+        for mode, e in emb.items()
+        if mode != "inflated"
+    }
 
 
 def _summary(result: dict[str, Any], modes: list[str]) -> pd.DataFrame:
