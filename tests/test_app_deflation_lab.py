@@ -207,7 +207,7 @@ def test_lab_agrees_with_the_deflation_report_and_the_benchmark(model, lab, sear
     """Bank frames are the report's frames (middle of each test clip): same cosines per image and on average; the
     inflated and naive representations are the forward passes ``benchmarks/deflation.py`` times."""
     from benchmarks import deflation as bench
-    from mmv.deflation.report import toyworld_report
+    from mmv.toyworld.deflation_report import toyworld_report
 
     report = toyworld_report(model, SAMPLE_MANIFEST, split="test")
     assert report["num_images"] == len(lab.images) == len(test_rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,13 +19,13 @@ from mmv.deflation import (
     frames_from_manifest,
     load_image_folder,
     recalibrate,
-    toyworld_prompts,
     zero_shot_classify,
 )
-from mmv.deflation.report import format_markdown, toyworld_report
+from mmv.deflation.report import deflation_report, format_markdown, own_clip_videos
 from mmv.factory import create_model
 from mmv.tokenizer import Vocabulary
 from mmv.toyworld import COLOURS, SHAPES, clean_description
+from mmv.toyworld.deflation_report import description_targets, toyworld_prompts, toyworld_report
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +142,97 @@ def test_zero_shot_classify_with_planted_prompt_embeddings(model, monkeypatch):
         zero_shot_classify(model, ["three"], prompts, embeddings={"naive": {"vat": emb[:1]}}, modes=("naive",))
 
 
+def test_deflation_report_of_any_labelled_frames(model):
+    # Nothing toy-world here: the caller hands in texts, videos and a zero-shot task of its own.
+    frames = ImageSet(_images(6), [f"img{i}" for i in range(6)])
+    inflated, _ = embed_images(model, frames, "inflated")
+    labels = ["even", "odd"] * 3
+    prompts = {"even": ["a red circle"], "odd": ["a blue star", "a green square"]}
+    rep = deflation_report(
+        model,
+        frames,
+        texts=["a red circle", "a blue star"],
+        text_gt=np.zeros(6, dtype=int),
+        video_bank=inflated["vat"],
+        video_gt=np.arange(6),
+        zero_shot={"odd_even": (labels, prompts)},
+        modes=("inflated", "naive"),
+    )
+    summary = rep["summary"]
+    assert list(summary.index) == ["inflated", "naive"] and rep["num_images"] == 6 and rep["num_texts"] == 2
+    assert summary.loc["inflated", "i2v_r1"] == 1.0  # each image's own static video is in the bank
+    expected = zero_shot_classify(model, labels, prompts, embeddings=rep["compare"]["embeddings"])
+    assert rep["zero_shot"]["odd_even"]["predictions"] == expected["predictions"]
+    assert summary["zs_odd_even"].to_dict() == expected["accuracy"] and rep["zero_shot"]["odd_even"]["chance"] == 0.5
+    assert "| zero-shot odd+even |" in format_markdown(summary)
+
+
+def test_own_clip_videos_match_frames_to_their_clip_and_drop_unreadable_ones(model, tmp_path):
+    df = load_manifest(SAMPLE)
+    df = df[df["split"] == "test"].reset_index(drop=True)
+    frames = frames_from_manifest(df, 32)
+    broken = df.copy()
+    (tmp_path / "broken.mp4").write_bytes(b"garbage")
+    broken.loc[1, "video_path"] = str(tmp_path / "broken.mp4")
+    kept, bank, gt = own_clip_videos(model, broken, frames, batch_size=8)
+    assert kept.labels["clip_id"] == [df.clip_id[i] for i in (0, 2, 3, 4)]  # clip 1 has no video to find
+    assert gt.tolist() == [0, 1, 2, 3] and bank.shape == (4, model.config.heads["va_vat"].dim)
+    torch.testing.assert_close(bank.norm(dim=-1), torch.ones(4))
+    torch.testing.assert_close(kept.images, frames.images[[0, 2, 3, 4]])
+
+
+def test_format_markdown_columns_order_and_missing_values():
+    summary = pd.DataFrame(
+        {
+            "ms_per_image": [2.0, 0.25],
+            "speedup": [1.0, 8.0],
+            "cos_repr": [np.nan, 0.95],
+            "zs_shape": [0.25, 0.5],
+            "zs_shape_colour": [0.125, 0.0],
+            "i2v_medr": [11.0, 34.0],
+            "unlisted": [1.0, 2.0],
+        },
+        index=pd.Index(["inflated", "naive"], name="mode"),
+    )
+    assert format_markdown(summary).splitlines() == [
+        "| mode | ms / image | speed-up | cos repr | zero-shot shape | zero-shot shape+colour | i2v MedR |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        "| inflated | 2.00 | 1.0x | — | 0.250 | 0.125 | 11 |",
+        "| naive | 0.25 | 8.0x | 0.950 | 0.500 | 0.000 | 34 |",
+    ]
+
+
+# --- The toy world's report (mmv.toyworld.deflation_report) --------------------------------------------------
+
+
 def test_toyworld_prompts_are_clean_descriptions():
     shape = toyworld_prompts("shape")
     assert list(shape) == list(SHAPES) and clean_description("star", "red", "static") in shape["star"]
     assert all(len(v) == 6 * 8 for v in shape.values())
+    colour = toyworld_prompts("colour")
+    assert list(colour) == list(COLOURS) and all(len(v) == 4 * 8 for v in colour.values())
     joint = toyworld_prompts("shape_colour")
     assert len(joint) == len(SHAPES) * len(COLOURS) and "red circle" in joint
+    assert joint["red circle"][0] == clean_description("circle", "red", "static") and len(joint["red circle"]) == 8
     with pytest.raises(ValueError, match="attribute"):
         toyworld_prompts("motion")
+
+
+def test_description_targets_count_every_motion_of_the_right_object():
+    df = pd.DataFrame(
+        {
+            "label_shape": ["circle", "circle", "star", "circle"],
+            "label_colour": ["red", "red", "blue", "red"],
+            "label_motion": ["static", "left", "up", "static"],  # the last row repeats the first description
+        }
+    )
+    texts, gt = description_targets(df, ["circle", "star", "square"], ["red", "blue", "red"])
+    assert texts == [
+        clean_description("circle", "red", "static"),
+        clean_description("circle", "red", "left"),
+        clean_description("star", "blue", "up"),
+    ]
+    assert gt.tolist() == [[True, True, False], [False, False, True], [False, False, False]]
 
 
 def test_toyworld_report_on_the_bundled_sample(model):
@@ -162,6 +246,13 @@ def test_toyworld_report_on_the_bundled_sample(model):
         m.set_calibrated_deflation(None)
     summary = rep["summary"]
     assert list(summary.index) == ["inflated", "naive", "calibrated"] and rep["num_images"] == 5
+    assert rep["split"] == "test" and rep["num_texts"] == 5 and rep["skipped"] == {}  # 5 distinct test clips
+    assert {task: zs["chance"] for task, zs in rep["zero_shot"].items()} == {
+        "shape": 1 / 4,
+        "colour": 1 / 6,
+        "shape_colour": 1 / 24,
+    }
+    assert summary["zs_colour"].to_dict() == rep["zero_shot"]["colour"]["accuracy"]
     for col in ("cos_repr", "zs_shape", "zs_colour", "zs_shape_colour", "i2t_r1", "i2v_r1"):
         assert col in summary.columns
     assert np.isnan(summary.loc["inflated", "cos_repr"]) and summary.loc["naive", "cos_repr"] > 0

@@ -106,8 +106,47 @@ def _print_cosines(cosine: dict[str, dict[str, float]]) -> None:
         print(f"  {name:<11}" + "".join(f"{row[s]:>8.4f}" for s in spaces))
 
 
+def _calibrate(model: MMV, args: argparse.Namespace) -> dict[str, Any]:
+    """Recalibrates ``model``'s deflated tower on the chosen images and stores it next to the checkpoint.
+
+    Prints the image counts and (without ``--json``) the held-out cosines; raises ``ValueError`` when no image can
+    be read or the model cannot take their size (``main`` prints it). Returns the JSON fields ``cosine``,
+    ``final_loss``, ``seconds`` and, unless ``--no-save``, ``saved`` (the path of ``deflation.safetensors``).
+    """
+    from mmv.checkpoint import save_deflation
+
+    size = args.size or model.config.video.frame_size
+    train, held = _load_images(args, size)
+    skipped = {**train.skipped, **held.skipped}
+    print(
+        f"{len(train)} training and {len(held)} held-out images at {size}x{size} "
+        f"({len(skipped)} unreadable files skipped)"
+    )
+    source = {"images": args.images} if args.images else {"manifest": args.manifest, "split": args.split}
+    _, report = recalibrate(
+        model, train.images, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
+        num_frames=args.num_frames, target=args.target, held_out=held.images, seed=args.seed,
+        progress=not args.quiet, info={**source, "skipped": len(skipped), "size": size},
+    )  # fmt: skip
+    if not args.json:
+        _print_cosines(report.cosine)
+    out = {"cosine": report.cosine, "final_loss": report.info["final_loss"], "seconds": report.info["seconds"]}
+    if not args.no_save:
+        path = save_deflation(model, args.checkpoint)
+        out["saved"] = str(path)
+        if not args.json:
+            print(f"wrote {path}")
+    return out
+
+
 def _report(model: MMV, args: argparse.Namespace) -> dict[str, Any]:
-    from mmv.deflation.report import format_markdown, toyworld_report
+    """The toy-world report of ``--report-split`` (:func:`mmv.toyworld.deflation_report.toyworld_report`).
+
+    Prints its Markdown table and the zero-shot chance levels (without ``--json``); returns the JSON fields
+    ``split``, ``num_images``, ``summary`` (``{mode: {column: value}}``) and ``chance``.
+    """
+    from mmv.deflation.report import format_markdown
+    from mmv.toyworld.deflation_report import toyworld_report
 
     started = time.perf_counter()
     rep = toyworld_report(
@@ -140,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --steps must be >= 0, --batch-size and --max-images >= 1", file=sys.stderr)
         return 2
 
-    from mmv.checkpoint import CheckpointError, load_checkpoint, save_deflation
+    from mmv.checkpoint import CheckpointError, load_checkpoint
 
     try:
         model = load_checkpoint(args.checkpoint, map_location=args.device)
@@ -151,44 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.checkpoint} has no video tower to deflate", file=sys.stderr)
         return 2
     out: dict[str, Any] = {"checkpoint": args.checkpoint}
-    if not args.report_only:
-        size = args.size or model.config.video.frame_size
-        try:
-            train, held = _load_images(args, size)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        skipped = {**train.skipped, **held.skipped}
-        print(
-            f"{len(train)} training and {len(held)} held-out images at {size}x{size} "
-            f"({len(skipped)} unreadable files skipped)"
-        )
-        source = {"images": args.images} if args.images else {"manifest": args.manifest, "split": args.split}
-        try:
-            _, report = recalibrate(
-                model, train.images, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                num_frames=args.num_frames, target=args.target, held_out=held.images, seed=args.seed,
-                progress=not args.quiet, info={**source, "skipped": len(skipped), "size": size},
-            )  # fmt: skip
-        except ValueError as e:  # e.g. an odd image size for a space-to-depth model
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        if not args.json:
-            _print_cosines(report.cosine)
-        out |= {"cosine": report.cosine, "final_loss": report.info["final_loss"], "seconds": report.info["seconds"]}
-        if not args.no_save:
-            path = save_deflation(model, args.checkpoint)
-            out["saved"] = str(path)
-            if not args.json:
-                print(f"wrote {path}")
-    elif model.calibrated_deflation is None and not args.json:
-        print(f"{args.checkpoint} has no stored calibration: the report shows inflated and naive only")
-    if args.report or args.report_only:
-        try:
+    try:
+        if not args.report_only:
+            out |= _calibrate(model, args)
+        elif model.calibrated_deflation is None and not args.json:
+            print(f"{args.checkpoint} has no stored calibration: the report shows inflated and naive only")
+        if args.report or args.report_only:
             out["report"] = _report(model, args)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    except ValueError as e:  # no readable image, an image size the model cannot take, a split without labels
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     return 0

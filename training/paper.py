@@ -28,7 +28,7 @@ representation for shape, colour and motion (:func:`mmv.eval.linear_probe.run_pr
 LinearSVC, C chosen on val, scored on test; features of ``--probe-train`` training clips, the val and the test
 clips, 2 windows each). The ``fac`` job of the first seed also recalibrates its deflated image network
 (``--deflate-steps`` Adam steps, :mod:`mmv.deflation.calibrate`) and reports inflated / naive / calibrated
-image embeddings on the middle frame of every test clip (:func:`mmv.deflation.report.toyworld_report`).
+image embeddings on the middle frame of every test clip (:func:`mmv.toyworld.deflation_report.toyworld_report`).
 
 ``--jobs`` jobs run at once, each with ``--threads`` torch threads (2 x 1 on two cores trains about 1.5 times
 faster than 1 x 2: these small convolutions do not use two threads well). The parent gathers the
@@ -163,7 +163,7 @@ def _deflation(model: MMV, checkpoint: Path, manifest: Path, steps: int, seed: i
     from mmv.checkpoint import save_deflation
     from mmv.deflation.calibrate import recalibrate
     from mmv.deflation.images import frames_from_manifest
-    from mmv.deflation.report import toyworld_report
+    from mmv.toyworld.deflation_report import toyworld_report
 
     size = model.config.video.frame_size
     train = frames_from_manifest(manifest, size, split="train", max_clips=1000, seed=seed)

@@ -6,7 +6,9 @@
   deflated output on an image and the video output on the image repeated as a static video;
 * :mod:`mmv.deflation.images`: images from a folder or frames from a manifest (:class:`ImageSet`);
 * :mod:`mmv.deflation.comparison`: inflated / naive / calibrated embeddings side by side (cosines, retrieval,
-  zero-shot classification, time per image).
+  zero-shot classification, time per image);
+* :mod:`mmv.deflation.report`: those assembled into one table for labelled manifest frames (the toy world's
+  report, :func:`mmv.toyworld.deflation_report.toyworld_report`, hands in its texts and prompts).
 
 The calibrated gamma/beta are stored next to the checkpoint's weights as ``deflation.safetensors``
 (:func:`mmv.checkpoint.save_deflation`); :meth:`mmv.models.mmv.MMV.encode_image` uses them when present.
@@ -25,7 +27,6 @@ from mmv.deflation.comparison import (
     available_modes,
     compare,
     embed_images,
-    toyworld_prompts,
     zero_shot_classify,
 )
 from mmv.deflation.images import IMAGE_SUFFIXES, ImageSet, frames_from_manifest, load_image_folder, prepare_image
@@ -65,7 +66,6 @@ __all__ = [
     "mean_cosine",
     "prepare_image",
     "recalibrate",
-    "toyworld_prompts",
     "video_fingerprint",
     "zero_shot_classify",
 ]

@@ -9,9 +9,10 @@ Three ways to embed a still image with a video model (:data:`MODES`):
 :func:`compare` embeds a set of images all three ways and reports, per mode, the cosine of each deflated
 embedding to the inflated one (per image and mean, in ``repr`` and every embedding space), image -> text and
 image -> video retrieval metrics when texts / a video bank are given, and the time per image.
-:func:`zero_shot_classify` classifies images by their nearest class prompt in S_vat;
-:func:`toyworld_prompts` builds those prompts for the toy world from its clean descriptions. The app and
-``training.evaluate`` call these; ``python -m training.deflate --report`` prints them for a checkpoint.
+:func:`zero_shot_classify` classifies images by their nearest class prompt in S_vat, with the prompts handed
+in (a dataset's own: the toy world's are :func:`mmv.toyworld.deflation_report.toyworld_prompts`). The app and
+``training.evaluate`` call these; :mod:`mmv.deflation.report` assembles them into the report
+``python -m training.deflate --report`` prints for a checkpoint.
 """
 
 from __future__ import annotations
@@ -142,15 +143,8 @@ def compare(
     seconds: dict[str, float] = {}
     for mode in modes:
         emb[mode], seconds[mode] = embed_images(model, images, mode, num_frames=num_frames, batch_size=batch_size)
-    result: dict[str, Any] = {"embeddings": emb, "seconds_per_image": seconds, "cosine": {}, "i2t": {}, "i2v": {}}
-    if "inflated" in emb:
-        for mode in modes:
-            if mode != "inflated":
-                result["cosine"][mode] = {
-                    s: F.cosine_similarity(emb[mode][s].double(), emb["inflated"][s].double(), dim=-1)
-                    for s in SPACES
-                    if s in emb[mode]
-                }
+    cosine = _cosines(emb)
+    result: dict[str, Any] = {"embeddings": emb, "seconds_per_image": seconds, "cosine": cosine, "i2t": {}, "i2v": {}}
     text_emb = embed_sentences(model, texts) if texts is not None else None
     for mode in modes:
         if text_emb is not None:
@@ -160,6 +154,19 @@ def compare(
             result["i2v"][mode] = retrieval_metrics(emb[mode][video_space] @ bank.T, video_gt)
     result["summary"] = _summary(result, modes)
     return result
+
+
+def _cosines(emb: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict[str, torch.Tensor]]:
+    """``{mode: {space: float64 [N]}}``: each deflated mode's per-image cosine to the inflated embedding (the
+    reference); empty when ``inflated`` was not run."""
+    if "inflated" not in emb:
+        return {}
+    ref = emb["inflated"]
+    return {
+        mode: {s: F.cosine_similarity(e[s].double(), ref[s].double(), dim=-1) for s in SPACES if s in e}
+        for mode, e in emb.items()
+        if mode != "inflated"
+    }
 
 
 def _summary(result: dict[str, Any], modes: list[str]) -> pd.DataFrame:
@@ -230,22 +237,3 @@ def zero_shot_classify(
         out["per_class"][mode] = {c: float(np.mean(pred[y == i] == i)) for i, c in enumerate(classes) if (y == i).any()}
         out["predictions"][mode] = [classes[i] for i in pred]
     return out
-
-
-def toyworld_prompts(attribute: str) -> dict[str, list[str]]:
-    """Class prompts for zero-shot classification of toy-world frames, from the world's clean descriptions.
-
-    Each class is the ensemble of :func:`mmv.toyworld.tasks.clean_description` sentences over the attributes a
-    single frame cannot (or need not) tell: ``'shape'`` -> for each shape, the sentences of every colour and
-    motion; ``'colour'`` -> for each colour, every shape and motion; ``'shape_colour'`` -> classes
-    ``"<colour> <shape>"``, over every motion.
-    """
-    from mmv.toyworld import COLOURS, MOTIONS, SHAPES, clean_description
-
-    if attribute == "shape":
-        return {s: [clean_description(s, c, m) for c in COLOURS for m in MOTIONS] for s in SHAPES}
-    if attribute == "colour":
-        return {c: [clean_description(s, c, m) for s in SHAPES for m in MOTIONS] for c in COLOURS}
-    if attribute == "shape_colour":
-        return {f"{c} {s}": [clean_description(s, c, m) for m in MOTIONS] for s in SHAPES for c in COLOURS}
-    raise ValueError(f"toyworld_prompts: attribute must be 'shape', 'colour' or 'shape_colour', got {attribute!r}")
