@@ -3,15 +3,16 @@
 Nothing can be downloaded at run time, so the demo model is trained on this synthetic world
 (:mod:`mmv.toyworld.generate` describes it in full). Modules, in import order (each reads only those before it):
 
-==================  ==========================================================================
-``spec``            attribute values, :class:`ToyWorldConfig`, :class:`ObjectSpec`, :class:`ClipSpec`
-``render``          the video of a clip (fill colour, radius, trajectory, background)
-``sound``           its audio (timbre, pitch, loudness, envelope, distractors)
-``narration``       its captions (synonyms, fillers, wrong and off-topic sentences)
-``sample``          the seeded drawing of a clip's spec (:func:`clip_spec`)
-``generate``        writing a world: mp4s, manifest, README, ``toyworld.json``
-``tasks``           what evaluation asks of a toy world (clean descriptions)
-==================  ==========================================================================
+====================  ========================================================================
+``spec``              attribute values, :class:`ToyWorldConfig`, :class:`ObjectSpec`, :class:`ClipSpec`
+``render``            the video of a clip (fill colour, radius, trajectory, background)
+``sound``             its audio (timbre, pitch, loudness, envelope, distractors)
+``narration``         its captions (synonyms, fillers, wrong and off-topic sentences)
+``sample``            the seeded drawing of a clip's spec (:func:`clip_spec`)
+``generate``          writing a world: mp4s, manifest, README, ``toyworld.json``
+``tasks``             what evaluation asks of a toy world (clean descriptions)
+``deflation_report``  the toy world's deflation report and zero-shot prompts (on :mod:`mmv.deflation`)
+====================  ========================================================================
 
 No module of :mod:`mmv` outside this package imports it: toy-world jobs pass what they need in.
 """
