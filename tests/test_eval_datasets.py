@@ -1,4 +1,4 @@
-"""Evaluation dataset readers (MSR-VTT, YouCook2, the dispatcher over every layout) on tiny fake layouts, and
+"""Evaluation dataset readers (MSR-VTT, YouCook2, the registry of layouts) on tiny fake layouts, and
 the image items (files and video frames) the evaluation embeds."""
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from layouts import esc50_layout, touch
 from mmv.config import VideoConfig
 from mmv.data.dataset import ClipDataset
 from mmv.data.media import write_video
-from mmv.eval.datasets import FramesAsImages, ImageDataset, read_eval_dataset, read_image, read_msrvtt, read_youcook2
+from mmv.data.readers.msrvtt import read_msrvtt
+from mmv.data.readers.registry import read_layout
+from mmv.data.readers.youcook2 import read_youcook2
+from mmv.eval.datasets import FramesAsImages, ImageDataset, read_image
 from mmv.eval.retrieval import media_groups
 
 JSFUSION = """\
@@ -86,15 +89,15 @@ def test_read_youcook2_annotations_json(tmp_path: Path) -> None:
 
 
 def test_read_eval_dataset_dispatches(tmp_path: Path) -> None:
-    esc = read_eval_dataset("esc50", esc50_layout(tmp_path / "esc"))
+    esc = read_layout("esc50", esc50_layout(tmp_path / "esc"))
     assert len(esc) == 4 and set(esc["split"]) == {"train"} and esc["fold"].tolist() == [1, 1, 2, 5]
     touch(tmp_path / "pets", "cat/a.jpg", "dog/b.png")
-    pets = read_eval_dataset("classes", tmp_path / "pets", modality="image")
+    pets = read_layout("classes", tmp_path / "pets", modality="image")
     assert pets["label_class"].tolist() == ["cat", "dog"] and pets["image_path"].notna().all()
     with pytest.raises(ValueError, match="split-files folder"):
-        read_eval_dataset("ucf101", tmp_path)
+        read_layout("ucf101", tmp_path)
     with pytest.raises(ValueError, match="unknown dataset kind"):
-        read_eval_dataset("kinetics", tmp_path)
+        read_layout("kinetics", tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------- images

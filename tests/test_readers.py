@@ -11,19 +11,13 @@ import pytest
 from layouts import esc50_layout, touch
 
 from mmv.data.manifest import load_manifest, save_manifest
-from mmv.data.readers import (
-    caption_window,
-    hash_split,
-    parse_srt,
-    parse_vtt,
-    read_audioset,
-    read_class_folders,
-    read_esc50,
-    read_howto100m,
-    read_toyworld,
-    read_ucf_hmdb,
-    read_video_folder,
-)
+from mmv.data.readers.audioset import read_audioset
+from mmv.data.readers.esc50 import read_esc50
+from mmv.data.readers.folders import read_class_folders, read_video_folder
+from mmv.data.readers.howto100m import caption_window, hash_split, read_howto100m
+from mmv.data.readers.subtitles import parse_srt, parse_vtt
+from mmv.data.readers.toyworld import read_toyworld
+from mmv.data.readers.ucf_hmdb import read_ucf_hmdb
 
 
 def _cues(*triples: tuple[float, float, str]) -> list[dict]:
