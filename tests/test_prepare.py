@@ -12,7 +12,7 @@ from layouts import esc50_layout
 
 from mmv.data.manifest import load_manifest
 from mmv.data.media import write_audio
-from mmv.data.readers import read_esc50
+from mmv.data.readers.esc50 import read_esc50
 from training.prepare import check_files, main
 
 

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mmv.checkpoint import CheckpointError
-from mmv.eval.datasets import KINDS, read_eval_dataset
+from mmv.data.manifest import load_manifest
+from mmv.data.readers.registry import EVALUATION_LAYOUTS, LAYOUTS
 from mmv.eval.features import IMAGE_SOURCES, MODALITIES
 from mmv.eval.linear_probe import AGGREGATES, CLASSIFIERS, PROTOCOLS
 from mmv.eval.retrieval import IMAGE_OPTIONS
@@ -50,7 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     common.add_argument("--checkpoint", required=True, help="model checkpoint directory (config.json + safetensors)")
     data = common.add_mutually_exclusive_group(required=True)
     data.add_argument("--manifest", help="a clip manifest (.parquet or .csv)")
-    data.add_argument("--dataset", choices=[k for k in KINDS if k != "manifest"], help="a dataset layout on disk")
+    data.add_argument("--dataset", choices=EVALUATION_LAYOUTS, help="a dataset layout on disk")
     common.add_argument("--root", help="--dataset: the dataset (esc50, classes) or videos (others) folder")
     common.add_argument("--annotations", help="ucf101/hmdb51: split-files folder; msrvtt/youcook2: caption CSV")
     common.add_argument("--split-index", type=int, default=1, choices=(1, 2, 3), help="UCF101/HMDB51 split")
@@ -91,16 +92,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _manifest(args: argparse.Namespace) -> pd.DataFrame:
     if args.manifest is not None:
-        return read_eval_dataset("manifest", args.manifest)
+        return load_manifest(args.manifest)
     if args.root is None:
         raise ValueError(f"--dataset {args.dataset} needs --root")
-    return read_eval_dataset(
-        args.dataset,
-        args.root,
-        annotations=args.annotations,
-        split_index=args.split_index,
-        modality=args.class_modality,
-    )
+    layout = LAYOUTS[args.dataset]
+    options = layout.pick({"split_index": args.split_index, "modality": args.class_modality})
+    return layout.read(args.root, args.annotations, **options)
 
 
 def _modality(args: argparse.Namespace, df: pd.DataFrame) -> str:

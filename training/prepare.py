@@ -10,11 +10,15 @@ Usage::
     python -m training.prepare esc50 ESC-50-master/ --test-fold 5 --out esc50.parquet
     python -m training.prepare ucf101 UCF-101/ ucfTrainTestlist/ --split-index 1 --out ucf101.parquet
     python -m training.prepare hmdb51 hmdb51/ testTrainMulti_7030_splits/ --out hmdb51.parquet
+    python -m training.prepare msrvtt MSRVTT/videos/all MSRVTT_JSFUSION_test.csv --out msrvtt.parquet
+    python -m training.prepare youcook2 YouCook2/videos validation_youcook.csv --out youcook2.parquet
 
-The reader of the layout (:mod:`mmv.data.readers`) lists the clips; then every referenced file is checked to
-exist and, with ``--probe``, opened (``mmv.data.media.video_info`` / ``audio_info``; images: OpenCV's header
-check) so unreadable files are dropped before training finds them. Prints the clips per split and what was
-skipped, and writes the manifest (``.parquet`` or ``.csv``, paths relative to its directory when inside it).
+SOURCE is any layout of the registry (:mod:`mmv.data.readers.registry`), whose paths and options are the
+subcommand's (``python -m training.prepare SOURCE --help``). The layout's reader lists the clips; then every
+referenced file is checked to exist and, with ``--probe``, opened (``mmv.data.media.video_info`` /
+``audio_info``; images: OpenCV's header check) so unreadable files are dropped before training finds them.
+Prints the clips per split and what was skipped, and writes the manifest (``.parquet`` or ``.csv``, paths
+relative to its directory when inside it).
 """
 
 from __future__ import annotations
@@ -28,8 +32,26 @@ from collections.abc import Callable
 import pandas as pd
 from tqdm import tqdm
 
-from mmv.data import media, readers
+from mmv.data import media
 from mmv.data.manifest import PATH_COLUMNS, SPLITS, save_manifest
+from mmv.data.readers.registry import LAYOUTS, Layout
+
+
+def _add_layout(sub: argparse._SubParsersAction, layout: Layout, common: argparse.ArgumentParser) -> None:
+    """The subcommand of one layout: its paths as positionals, its options as ``--flags`` (the registry's spec)."""
+    p = sub.add_parser(layout.name, parents=[common], help=layout.summary)
+    for arg in layout.paths:
+        p.add_argument(arg.name, help=arg.help)
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for arg in layout.options:
+        if arg.group is not None and arg.group not in groups:
+            groups[arg.group] = p.add_mutually_exclusive_group()
+        target = p if arg.group is None else groups[arg.group]
+        flag = "--" + arg.name.replace("_", "-")
+        if arg.switch:
+            target.add_argument(flag, action="store_true", help=arg.help)
+        else:
+            target.add_argument(flag, type=arg.type, default=arg.default, choices=arg.choices, help=arg.help)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -39,73 +61,15 @@ def _build_parser() -> argparse.ArgumentParser:
     common.add_argument("--probe", action="store_true", help="open every media file and drop unreadable ones")
     common.add_argument("--no-progress", action="store_true", help="no progress bar")
     sub = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
-
-    p = sub.add_parser("toyworld", parents=[common], help="ToyWorld: ROOT/manifest.parquet")
-    p.add_argument("root")
-
-    p = sub.add_parser("howto100m", parents=[common], help="HowTo100M videos + caption.json or captions CSV")
-    p.add_argument("videos_dir")
-    p.add_argument("captions")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--clip-seconds", type=float, default=3.2, help="minimum clip length (default 3.2)")
-    length.add_argument("--per-video", action="store_true", help="one row per video instead of per caption")
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.01)
-    p.add_argument("--test-fraction", type=float, default=0.0)
-
-    p = sub.add_parser("audioset", parents=[common], help="AudioSet segments CSV + downloaded clips")
-    p.add_argument("segments_csv")
-    p.add_argument("clips_dir")
-    p.add_argument("--labels", help="class_labels_indices.csv (display names)")
-    p.add_argument("--split", choices=SPLITS, help="default: test for *eval* CSVs, else train")
-    p.add_argument("--full-videos", action="store_true", help="<YTID>.<ext> files are whole videos")
-
-    p = sub.add_parser("folder", parents=[common], help="every video under ROOT, with .srt/.vtt sidecars")
-    p.add_argument("root")
-    p.add_argument("--split", choices=SPLITS, default="train")
-
-    p = sub.add_parser("classes", parents=[common], help="ROOT/[split/]<class>/<file>")
-    p.add_argument("root")
-    p.add_argument("--modality", choices=("video", "audio", "image"), default="video")
-    p.add_argument("--split", choices=SPLITS, default="train", help="split when ROOT has no split folders")
-
-    p = sub.add_parser("esc50", parents=[common], help="ESC-50: ROOT/meta/esc50.csv + ROOT/audio")
-    p.add_argument("root")
-    p.add_argument("--test-fold", type=int, choices=(1, 2, 3, 4, 5), help="fold put in the test split")
-
-    for name in ("ucf101", "hmdb51"):
-        p = sub.add_parser(name, parents=[common], help=f"{name.upper()} videos + official split lists")
-        p.add_argument("videos_root")
-        p.add_argument("splits_dir")
-        p.add_argument("--split-index", type=int, choices=(1, 2, 3), default=1, help="official split 1, 2 or 3")
+    for layout in LAYOUTS.values():
+        _add_layout(sub, layout, common)
     return parser
 
 
 def read_source(args: argparse.Namespace) -> pd.DataFrame:
-    """Runs the reader that ``args.source`` names."""
-    s = args.source
-    if s == "toyworld":
-        return readers.read_toyworld(args.root)
-    if s == "howto100m":
-        return readers.read_howto100m(
-            args.videos_dir,
-            args.captions,
-            clip_seconds=None if args.per_video else args.clip_seconds,
-            split_seed=args.split_seed,
-            val_fraction=args.val_fraction,
-            test_fraction=args.test_fraction,
-        )
-    if s == "audioset":
-        return readers.read_audioset(
-            args.segments_csv, args.clips_dir, args.labels, split=args.split, full_videos=args.full_videos
-        )
-    if s == "folder":
-        return readers.read_video_folder(args.root, split=args.split)
-    if s == "classes":
-        return readers.read_class_folders(args.root, modality=args.modality, split=args.split)
-    if s == "esc50":
-        return readers.read_esc50(args.root, test_fold=args.test_fold)
-    return readers.read_ucf_hmdb(args.videos_root, args.splits_dir, dataset=s, split=args.split_index)
+    """Runs the reader of the layout ``args.source`` names, on its paths and options from ``args``."""
+    layout = LAYOUTS[args.source]
+    return layout.read(*(getattr(args, arg.name) for arg in layout.paths), **layout.pick(vars(args)))
 
 
 def _probers() -> dict[str, Callable[[str], object]]:
