@@ -13,7 +13,7 @@
 Modules: :mod:`mmv.bank.build` (a model and a manifest -> vectors and metadata), :mod:`mmv.bank.write` (vectors
 -> a bank directory, with provenance), :mod:`mmv.bank.store` (the directory layout and :class:`Bank`),
 :mod:`mmv.bank.index` (faiss: exact / IVF with measured recall), :mod:`mmv.bank.project` (UMAP maps and placing
-new points without pickles), :mod:`mmv.bank.media` (thumbnails and previews). The format is documented in
+new points without pickles), :mod:`mmv.bank.previews` (thumbnails and previews). The format is documented in
 ``docs/formats.md`` ("Embedding bank").
 """
 

@@ -12,7 +12,7 @@
    20 % of the toy world, or captions of stop words only), no audio vector for a silent clip.
 3. **Indexes** (:mod:`mmv.bank.index`): exact up to ``exact_max`` vectors, IVF above with measured recall@10.
 4. **Maps** (:mod:`mmv.bank.project`): UMAP per space, fitted jointly on all its modalities, seeded.
-5. **Media** (:mod:`mmv.bank.media`): a thumbnail and a preview per clip; unreadable media are counted.
+5. **Media** (:mod:`mmv.bank.previews`): a thumbnail and a preview per clip; unreadable media are counted.
 6. **Metadata** (parquet) and **provenance** (JSON): checkpoint hash, model config, manifest hash, every
    parameter, library versions, counts, skips, time.
 
@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from mmv.bank import media as bank_media
+from mmv.bank import previews as bank_previews
 from mmv.bank.index import DEFAULT_EXACT_MAX, DEFAULT_TARGET_RECALL
 from mmv.bank.project import DEFAULT_MAX_FIT_POINTS
 from mmv.bank.project import umap_params as resolve_umap_params
@@ -178,8 +178,8 @@ def build_bank(
     exact_max: int = DEFAULT_EXACT_MAX,
     target_recall: float = DEFAULT_TARGET_RECALL,
     max_fit_points: int = DEFAULT_MAX_FIT_POINTS,
-    thumb_size: int = bank_media.THUMB_SIZE,
-    preview_seconds: float = bank_media.PREVIEW_SECONDS,
+    thumb_size: int = bank_previews.THUMB_SIZE,
+    preview_seconds: float = bank_previews.PREVIEW_SECONDS,
     media_workers: int = 2,
     cache_dir: str | os.PathLike | None = None,
 ) -> Bank:

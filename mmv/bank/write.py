@@ -4,7 +4,7 @@
 then calls it) and is usable on its own, e.g. for synthetic banks in tests and benchmarks. It writes, in order:
 the vectors and their row ids, the faiss indexes (:mod:`mmv.bank.index`: exact up to ``exact_max`` vectors, IVF
 with measured recall above), the UMAP maps (:mod:`mmv.bank.project`), the thumbnails and previews
-(:mod:`mmv.bank.media`; a clip whose media cannot be read gets none and is listed), ``meta.parquet`` and
+(:mod:`mmv.bank.previews`; a clip whose media cannot be read gets none and is listed), ``meta.parquet`` and
 ``provenance.json``. Everything goes into a temporary sibling directory renamed into place at the end
 (:func:`mmv.fileio.atomic_dir`), so an existing bank is replaced only by a complete one.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmv.bank import media as bank_media
+from mmv.bank import previews as bank_previews
 from mmv.bank.index import DEFAULT_EXACT_MAX, DEFAULT_TARGET_RECALL, build_ivf
 from mmv.bank.project import DEFAULT_MAX_FIT_POINTS, fit_maps
 from mmv.bank.project import umap_params as resolve_umap_params
@@ -98,8 +98,8 @@ def write_media(
     *,
     thumbnails: bool = True,
     previews: bool = True,
-    thumb_size: int = bank_media.THUMB_SIZE,
-    preview_seconds: float = bank_media.PREVIEW_SECONDS,
+    thumb_size: int = bank_previews.THUMB_SIZE,
+    preview_seconds: float = bank_previews.PREVIEW_SECONDS,
     cache_dir: str | os.PathLike | None = None,
     workers: int = 2,
     progress: bool = False,
@@ -132,19 +132,19 @@ def write_media(
         thumb = prev = ""
         how = None
         try:
-            region = bank_media.clip_region(r["video_path"], float(r["start"] or 0.0), r["end"])
+            region = bank_previews.clip_region(r["video_path"], float(r["start"] or 0.0), r["end"])
         except (media.MediaError, ValueError) as err:
             return "", "", None, [{"clip_id": str(r["clip_id"]), "kind": "media", "reason": str(err)}]
         if thumbnails:
             try:
-                bank_media.write_thumbnail(r["video_path"], region, directory / f"thumbs/{i:06d}.jpg", thumb_size)
+                bank_previews.write_thumbnail(r["video_path"], region, directory / f"thumbs/{i:06d}.jpg", thumb_size)
                 thumb = f"thumbs/{i:06d}.jpg"
             except (media.MediaError, ValueError) as err:
                 errors.append({"clip_id": str(r["clip_id"]), "kind": "thumbnail", "reason": str(err)})
         if previews:
             out = directory / f"previews/{i:06d}.mp4"
             try:
-                how = bank_media.write_preview(r["video_path"], audio, region, out, preview_seconds, cache_dir)
+                how = bank_previews.write_preview(r["video_path"], audio, region, out, preview_seconds, cache_dir)
                 prev = f"previews/{i:06d}.mp4"
             except (media.MediaError, ValueError) as err:
                 errors.append({"clip_id": str(r["clip_id"]), "kind": "preview", "reason": str(err)})
@@ -172,8 +172,8 @@ def write_bank(
     max_fit_points: int = DEFAULT_MAX_FIT_POINTS,
     thumbnails: bool = False,
     previews: bool = False,
-    thumb_size: int = bank_media.THUMB_SIZE,
-    preview_seconds: float = bank_media.PREVIEW_SECONDS,
+    thumb_size: int = bank_previews.THUMB_SIZE,
+    preview_seconds: float = bank_previews.PREVIEW_SECONDS,
     media_workers: int = 2,
     cache_dir: str | os.PathLike | None = None,
     descriptions: tuple[list[str], np.ndarray] | None = None,
