@@ -60,14 +60,16 @@ def tiny_model_and_bank(root: Path) -> tuple[Path, Path]:
         return _BUILT["tiny"]
     import torch
 
-    from mmv.bank import build_bank
+    from mmv.bank import BankOptions, build_bank
     from mmv.checkpoint import load_checkpoint
+    from training.build_bank import describe_toyworld_clip
 
     torch.set_num_threads(1)
     model_dir = make_tiny_checkpoint(Path(root) / "model")
     model = load_checkpoint(model_dir)
     bank_dir = Path(root) / "bank"
-    build_bank(model, SAMPLE_MANIFEST, bank_dir, progress=False, checkpoint_path=model_dir)
+    options = BankOptions(progress=False, checkpoint_path=model_dir)
+    build_bank(model, SAMPLE_MANIFEST, bank_dir, options, describe=describe_toyworld_clip)
     _BUILT["tiny"] = (model_dir, bank_dir)
     return _BUILT["tiny"]
 

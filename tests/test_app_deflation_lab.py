@@ -254,9 +254,10 @@ def test_bad_images_are_refused_with_a_reason(model):
 def test_a_tsm_checkpoint_works(tmp_path):
     from app.logic import BankSearch
     from mmv import create_model
-    from mmv.bank import Bank, build_bank
+    from mmv.bank import Bank, BankOptions, build_bank
     from mmv.checkpoint import load_checkpoint, save_checkpoint
     from mmv.deflation import frames_from_manifest, recalibrate
+    from training.build_bank import describe_toyworld_clip
 
     torch.manual_seed(0)
     vocab = tiny_vocabulary()
@@ -269,8 +270,8 @@ def test_a_tsm_checkpoint_works(tmp_path):
     model = load_checkpoint(directory).eval()
     assert model.calibrated_deflation is not None
     bank_dir = tmp_path / "tsm-bank"
-    build_bank(model, SAMPLE_MANIFEST, bank_dir, thumbnails=False, previews=False, progress=False,
-               checkpoint_path=directory)  # fmt: skip
+    options = BankOptions(thumbnails=False, previews=False, progress=False, checkpoint_path=directory)
+    build_bank(model, SAMPLE_MANIFEST, bank_dir, options, describe=describe_toyworld_clip)
     search = BankSearch(Bank.load(bank_dir))
     rows = [0, 20]
     result = run_lab(model, search, bank_images(search, rows, SIZE), k=3, repeats=1)

@@ -10,6 +10,8 @@ means.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,6 +20,7 @@ from app import metrics
 from app.logic import BankSearch
 from mmv.bank import write_bank
 from mmv.bank.index import normalize
+from mmv.bank.options import NO_MEDIA
 from mmv.eval.retrieval import retrieval_metrics
 
 FAST_MAP = {"n_epochs": 10}
@@ -45,7 +48,7 @@ def _bank(path, meta: pd.DataFrame, video, audio, text, text_rows=None) -> BankS
         ("vat", "audio"): (normalize(audio), np.arange(n)),
         ("vat", "text"): (normalize(text), text_rows),
     }
-    return BankSearch(write_bank(path, meta, data, umap_params=FAST_MAP))
+    return BankSearch(write_bank(path, meta, data, replace(NO_MEDIA, umap_params=FAST_MAP)))
 
 
 @pytest.fixture(scope="module")

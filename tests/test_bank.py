@@ -8,6 +8,7 @@ them from a model and media.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 
 from mmv.bank import Bank, BankError, write_bank
 from mmv.bank.index import Searcher, ivf_nlist, normalize, recall_at_k
+from mmv.bank.options import NO_MEDIA
 from mmv.bank.project import fit_map, membership_weights, place_points
 
 D = 16
@@ -58,7 +60,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Bank, dict]:
     }
     path = tmp_path_factory.mktemp("bank") / "bank"
     extra = {"model_config": {"name": "planted"}, "manifest": {"root": "/data"}, "custom": {"x": 1}}
-    bank = write_bank(path, _meta(n), data, seed=3, umap_params={"n_neighbors": 8}, provenance=extra)
+    bank = write_bank(path, _meta(n), data, replace(NO_MEDIA, seed=3, umap_params={"n_neighbors": 8}), provenance=extra)
     return bank, {"data": data, "label": label, "meta": _meta(n), "extra": extra}
 
 
@@ -118,6 +120,12 @@ def test_save_load_round_trip(planted) -> None:
         pd.testing.assert_frame_equal(again.coords(space), bank.coords(space))
     assert again.provenance == json.loads((bank.dir / "provenance.json").read_text())
     assert again.provenance["custom"] == {"x": 1} and again.config == {"name": "planted"}
+    params = again.provenance["parameters"]  # write_bank records its own options only, whole
+    assert params == replace(NO_MEDIA, seed=3, umap_params={"n_neighbors": 8}).recorded("write")
+    assert (
+        params["seed"] == 3 and params["umap_params"]["n_neighbors"] == 8 and params["umap_params"]["min_dist"] == 0.1
+    )
+    assert not params["thumbnails"] and not params["previews"] and not (bank.dir / "thumbs").exists()
     assert again.root_of_media == Path("/data")
     assert again.provenance["counts"]["vectors"] == {"va/video": 60, "va/audio": 60, "vat/video": 60, "vat/text": 30}
     assert not list(bank.dir.parent.glob(".bank.*"))  # the temporary directory was renamed away
@@ -203,7 +211,7 @@ def test_ivf_index_above_the_exact_threshold_stores_its_measured_recall(tmp_path
     x, _ = _clustered(n, 40, d=D, noise=0.5)
     # UMAP fits 300 of the 4000 points and places the others (keeps the test fast, exercises placing).
     data = {("vat", "video"): (x, np.arange(n))}
-    bank = write_bank(tmp_path / "ivf", _meta(n), data, exact_max=1000, max_fit_points=300)
+    bank = write_bank(tmp_path / "ivf", _meta(n), data, replace(NO_MEDIA, exact_max=1000, max_fit_points=300))
     assert (
         bank.provenance["maps"]["vat"]["fit_points"] == 300 and bank.provenance["maps"]["vat"]["placed_points"] == 3700
     )
@@ -270,7 +278,12 @@ def test_write_bank_rejects_malformed_vectors(tmp_path: Path) -> None:
             tmp_path / "c", _meta(4), {("va", "video"): (x, np.arange(4)), ("va", "audio"): (x[:, :2], np.arange(4))}
         )
     with pytest.raises(ValueError, match="umap_params: unknown parameter 'neighbours'"):
-        write_bank(tmp_path / "d", _meta(4), {("va", "video"): (x, np.arange(4))}, umap_params={"neighbours": 5})
+        write_bank(
+            tmp_path / "d",
+            _meta(4),
+            {("va", "video"): (x, np.arange(4))},
+            replace(NO_MEDIA, umap_params={"neighbours": 5}),
+        )
     assert not (tmp_path / "a").exists()
 
 

@@ -23,14 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from mmv import create_model
-from mmv.bank import Bank, build_bank
+from mmv.bank import Bank, BankOptions, build_bank
 from mmv.checkpoint import load_checkpoint, save_checkpoint
 from mmv.data import media
 from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest, save_manifest
 from mmv.tokenizer import Vocabulary
 from mmv.toyworld.tasks import clean_description
-from training.build_bank import main
+from training.build_bank import describe_toyworld_clip, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = ROOT / "data_samples" / "toyworld" / "manifest.parquet"
@@ -80,9 +80,11 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     model.vocab = vocab
     save_checkpoint(model, tmp / "ckpt")
     model = load_checkpoint(tmp / "ckpt")
-    kwargs = dict(num_windows=WINDOWS, batch_size=8, progress=False, checkpoint_path=tmp / "ckpt", cache_dir=tmp / "c")
-    bank = build_bank(model, manifest, tmp / "bank", **kwargs)
-    again = build_bank(model, manifest, tmp / "again", **kwargs)
+    options = BankOptions(
+        num_windows=WINDOWS, batch_size=8, progress=False, checkpoint_path=tmp / "ckpt", cache_dir=tmp / "c"
+    )
+    bank = build_bank(model, manifest, tmp / "bank", options, describe=describe_toyworld_clip)
+    again = build_bank(model, manifest, tmp / "again", options, describe=describe_toyworld_clip)
     yield {"bank": bank, "again": again, "model": model, "manifest": manifest, "tmp": tmp}
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(faiss_threads)
@@ -238,6 +240,10 @@ def test_provenance_records_checkpoint_config_and_parameters(built) -> None:
     assert p["manifest"]["sha256"] == hashlib.sha256(built["manifest"].read_bytes()).hexdigest()
     assert p["manifest"]["rows"] == 52 and p["manifest"]["selected"] == 52
     assert p["parameters"]["num_windows"] == WINDOWS and p["parameters"]["seed"] == 0
+    assert p["parameters"]["splits"] is None and p["parameters"]["batch_size"] == 8 and p["parameters"]["thumbnails"]
+    assert set(p["parameters"]) == {"splits", "num_windows", "batch_size", "narration_captions", "device", "seed",
+                                    "umap_params", "max_fit_points", "exact_max", "target_recall", "thumbnails",
+                                    "previews", "thumb_size", "preview_seconds"}  # fmt: skip
     assert p["parameters"]["umap_params"]["n_neighbors"] == 15 and p["maps"]["vat"]["seed"] == 0
     assert {"torch", "numpy", "faiss", "umap-learn", "python"} <= set(p["versions"])
     assert p["counts"]["vectors"]["vat/text"] == int(bank.meta["has_text"].sum())
@@ -283,7 +289,56 @@ def test_spaces_follow_the_models_graph(built, graph: str, heads: dict, spaces: 
     )  # fmt: skip
     model.vocab = vocab
     df = load_manifest(TOY).iloc[:12]
-    bank = build_bank(model, df, built["tmp"] / graph, thumbnails=False, previews=False, progress=False)
+    options = BankOptions(thumbnails=False, previews=False, progress=False)
+    bank = build_bank(model, df, built["tmp"] / graph, options)
     assert bank.spaces == spaces and bank.provenance["manifest"]["path"] is None
     if graph == "shared":  # one space under two names
         np.testing.assert_array_equal(bank.vectors("va", "video"), bank.vectors("vat", "video"))
+
+
+def test_descriptions_come_only_from_the_callers_hook(built) -> None:
+    """mmv.bank knows no dataset: toy labels without a hook give no descriptions; the toy hook ignores clips
+    without toy labels; any hook's sentences are stored with their S_vat text vectors."""
+    model, tmp = built["model"], built["tmp"]
+    toy = load_manifest(TOY).iloc[:9]  # train clips and two test clips
+    unlabelled = toy.drop(columns=["label_shape", "label_colour", "label_motion"])
+    options = BankOptions(thumbnails=False, previews=False, progress=False, umap_params={"n_epochs": 10})
+    for name, df, describe in (("no_hook", toy, None), ("no_labels", unlabelled, describe_toyworld_clip)):
+        bank = build_bank(model, df, tmp / name, options, describe=describe)
+        assert (bank.meta["description"] == "").all() and bank.provenance["descriptions"] == []
+        assert bank.descriptions()[0] == [] and not (bank.dir / "vectors" / "descriptions.npy").exists()
+
+    def by_split(row) -> str | None:
+        return {"test": "a red circle", "val": "a blue square"}.get(row["split"])
+
+    bank = build_bank(model, unlabelled, tmp / "by_split", options, describe=by_split)
+    expected = [by_split(r) or "" for r in unlabelled.to_dict("records")]
+    assert bank.meta["description"].tolist() == expected and "" in expected
+    sentences, vectors = bank.descriptions()
+    assert sentences == sorted(set(expected) - {""}) and len(sentences) >= 1
+    with torch.no_grad():
+        ref = F.normalize(model.encode_text(model.tokenize(sentences))["vat"], dim=-1).numpy()
+    np.testing.assert_allclose(vectors, ref, atol=1e-5)
+
+
+def test_toyworld_describer_reads_the_three_labels() -> None:
+    row = {"label_shape": "circle", "label_colour": "red", "label_motion": "static", "dataset": "folder"}
+    assert describe_toyworld_clip(row) == clean_description("circle", "red", "static")
+    assert describe_toyworld_clip(row | {"label_motion": None}) is None
+    assert describe_toyworld_clip(row | {"label_shape": "dodecahedron"}) is None  # not a toy-world shape
+    assert describe_toyworld_clip({"dataset": "toyworld"}) is None
+
+
+def test_options_are_checked_and_recorded_by_step() -> None:
+    with pytest.raises(ValueError, match="num_windows, batch_size and exact_max must be >= 1"):
+        BankOptions(num_windows=0)
+    with pytest.raises(ValueError, match="umap_params: unknown parameter 'neighbours'"):
+        BankOptions(umap_params={"neighbours": 5})
+    options = BankOptions(splits=("val",), device=torch.device("cpu"), num_workers=3, cache_dir="/tmp/x")
+    assert options.recorded("embed") == {"splits": ["val"], "num_windows": 1, "batch_size": 32, "device": "cpu"}
+    written = options.recorded("write")
+    assert list(written) == ["seed", "umap_params", "max_fit_points", "exact_max", "target_recall", "thumbnails",
+                             "previews", "thumb_size", "preview_seconds"]  # fmt: skip
+    assert written["umap_params"]["n_neighbors"] == 15 and written["thumbnails"] is True
+    # Running options never reach the provenance: they change how long a build takes, not what it writes.
+    assert not {"progress", "num_workers", "media_workers", "cache_dir", "checkpoint_path"} & set(written)

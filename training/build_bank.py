@@ -12,6 +12,13 @@ Embeds every clip in every space and modality of the model (tqdm bars), builds t
 maps, writes thumbnails, previews, metadata and provenance into ``--out`` (replaced atomically), then prints a
 summary: clips, vectors per (space, modality), how each is searched, skipped clips and the time taken. The exit
 status is 0 on success, 2 for bad arguments or inputs (a clear message, no traceback).
+
+**Descriptions.** :mod:`mmv.bank` knows no dataset; what a clip's clean description is comes from the caller.
+This command always passes :func:`describe_toyworld_clip`, which describes exactly the clips that are toy-world
+clips by their labels: their ``label_shape``, ``label_colour`` and ``label_motion`` are all toy-world names. The
+decision is per clip rather than per manifest (e.g. ``dataset == "toyworld"``), because a manifest may mix toy
+clips with others (folders, AudioSet-style rows), and because the labels, not the dataset's name, are what a
+description is made of. A manifest without these columns therefore gets no descriptions, as before.
 """
 
 from __future__ import annotations
@@ -20,10 +27,30 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from mmv.bank import Bank, build_bank
+from mmv.bank import Bank, BankOptions, build_bank
 from mmv.bank.index import DEFAULT_EXACT_MAX
+
+#: The manifest columns whose values make a toy-world clip's clean description.
+TOYWORLD_LABELS = ("label_shape", "label_colour", "label_motion")
+
+
+def describe_toyworld_clip(row: Mapping[str, Any]) -> str | None:
+    """A toy-world clip's clean description (:func:`mmv.toyworld.tasks.clean_description` of its shape, colour and
+    motion labels, e.g. ``"a red circle moves to the right"``), or ``None`` for a clip whose three labels are not
+    all toy-world names (a :data:`mmv.bank.build.Describe` hook; module docstring: why per clip)."""
+    from mmv.toyworld.tasks import clean_description
+
+    shape, colour, motion = (row.get(c) for c in TOYWORLD_LABELS)
+    if not (isinstance(shape, str) and isinstance(colour, str) and isinstance(motion, str)):
+        return None
+    try:
+        return clean_description(shape=shape, colour=colour, motion=motion)
+    except ValueError:
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +120,33 @@ def summarize(bank: Bank) -> str:
     return "\n".join(lines)
 
 
+def options_from_args(args: argparse.Namespace) -> BankOptions:
+    """The :class:`BankOptions` the parsed command line asks for.
+
+    Raises:
+        ValueError: a bad value (:class:`BankOptions` checks them).
+    """
+    umap = {}
+    if args.umap_neighbors is not None:
+        umap["n_neighbors"] = args.umap_neighbors
+    if args.umap_min_dist is not None:
+        umap["min_dist"] = args.umap_min_dist
+    return BankOptions(
+        splits=args.splits,
+        num_windows=args.num_windows,
+        batch_size=args.batch_size,
+        device=args.device,
+        seed=args.seed,
+        umap_params=umap or None,
+        exact_max=args.exact_max,
+        thumbnails=not args.no_thumbnails,
+        previews=not args.no_previews,
+        progress=not args.quiet,
+        num_workers=args.num_workers,
+        checkpoint_path=Path(args.checkpoint),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     for name in ("num_windows", "batch_size", "exact_max"):
@@ -105,32 +159,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-
-    umap = {}
-    if args.umap_neighbors is not None:
-        umap["n_neighbors"] = args.umap_neighbors
-    if args.umap_min_dist is not None:
-        umap["min_dist"] = args.umap_min_dist
     t0 = time.perf_counter()
     try:
+        options = options_from_args(args)
         model = load_checkpoint(args.checkpoint, map_location=args.device)
-        bank = build_bank(
-            model,
-            args.manifest,
-            args.out,
-            splits=args.splits,
-            num_windows=args.num_windows,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            umap_params=umap or None,
-            thumbnails=not args.no_thumbnails,
-            previews=not args.no_previews,
-            progress=not args.quiet,
-            checkpoint_path=Path(args.checkpoint),
-            device=args.device,
-            num_workers=args.num_workers,
-            exact_max=args.exact_max,
-        )
+        bank = build_bank(model, args.manifest, args.out, options, describe=describe_toyworld_clip)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """Building an embedding bank: every clip of a manifest embedded in every space and modality of a model.
 
-:func:`build_bank` runs, in order (each step with a tqdm bar when ``progress``):
+:func:`build_bank` runs, in order (each step with a tqdm bar when ``options.progress``):
 
 1. **Embed** with :func:`mmv.eval.embed_manifest`, the evaluation's own code: eval mode (FAC audio reaches
    S_vat through the video's va->vat head), each embedding averaged over ``num_windows`` linearly spaced windows
@@ -12,15 +12,21 @@
    20 % of the toy world, or captions of stop words only), no audio vector for a silent clip.
 3. **Indexes** (:mod:`mmv.bank.index`): exact up to ``exact_max`` vectors, IVF above with measured recall@10.
 4. **Maps** (:mod:`mmv.bank.project`): UMAP per space, fitted jointly on all its modalities, seeded.
-5. **Media** (:mod:`mmv.bank.media`): a thumbnail and a preview per clip; unreadable media are counted.
+5. **Media** (:mod:`mmv.bank.previews`): a thumbnail and a preview per clip; unreadable media are counted.
 6. **Metadata** (parquet) and **provenance** (JSON): checkpoint hash, model config, manifest hash, every
-   parameter, library versions, counts, skips, time.
+   recorded option (:class:`mmv.bank.options.BankOptions`), library versions, counts, skips, time.
 
 Steps 3-6 are :func:`mmv.bank.write.write_bank`. The bank is written into a temporary sibling directory and
 renamed into place (:func:`mmv.fileio.atomic_dir`):
 an existing bank at ``out_dir`` is replaced only when the new one is complete. Clips whose media cannot be read
 are skipped and listed in the provenance, never fatal. Rebuilding with the same model, manifest and parameters
 on the same machine gives identical files, apart from the provenance's ``created`` time and ``timings``.
+
+**Descriptions.** A clip may also have a clean *description*, a sentence saying what it shows (the toy world's
+``"a red circle moves to the right"``), which is not a modality: it is a ``meta`` column, and the distinct
+sentences' S_vat text vectors are stored once for zero-shot labelling without the model. What a clip's
+description is depends on the dataset, so the caller passes it as a :data:`Describe` hook
+(``training.build_bank`` passes the toy world's); without one, no clip has a description.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import hashlib
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,15 +45,12 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from mmv.bank import media as bank_media
-from mmv.bank.index import DEFAULT_EXACT_MAX, DEFAULT_TARGET_RECALL
-from mmv.bank.project import DEFAULT_MAX_FIT_POINTS
-from mmv.bank.project import umap_params as resolve_umap_params
+from mmv.bank.options import DEFAULT_OPTIONS, BankOptions
 from mmv.bank.store import MODALITY_ORDER, Bank, sha256_file
 from mmv.bank.write import Vectors, write_bank
 from mmv.data import media
 from mmv.data.dataset import ClipDataset, collate_clips
-from mmv.data.manifest import LABEL_PREFIX, label_columns, load_manifest
+from mmv.data.manifest import label_columns, load_manifest
 from mmv.data.sampling import select_captions
 from mmv.embed import embed_sentences
 from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, eval_clips
@@ -53,8 +58,9 @@ from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, eval_clips
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
 
-#: Attributes that make a toy-world clip's clean description.
-DESCRIPTION_ATTRIBUTES = ("shape", "colour", "motion")
+#: A clip's manifest row (column -> value, ``label_*`` columns included) -> its clean description, or ``None``
+#: (or ``""``) when it has none.
+Describe = Callable[[Mapping[str, Any]], str | None]
 #: What joins a clip's captions into its ``narration``.
 NARRATION_SEPARATOR = " / "
 
@@ -86,18 +92,6 @@ def state_sha256(model: MMV) -> str:
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-def _description(labels: dict[str, Any]) -> str:
-    from mmv.toyworld.tasks import clean_description
-
-    values = [labels.get(f"{LABEL_PREFIX}{a}") for a in DESCRIPTION_ATTRIBUTES]
-    if any(v is None or not isinstance(v, str) for v in values):
-        return ""
-    try:
-        return clean_description(shape=values[0], colour=values[1], motion=values[2])
-    except ValueError:
-        return ""
 
 
 def _clip_captions(dataset: ClipDataset, row: pd.Series, num_windows: int) -> list[str]:
@@ -159,106 +153,80 @@ def _skipped(df: pd.DataFrame, embedded: np.ndarray, dataset: ClipDataset) -> li
     return out
 
 
-def build_bank(
-    model: MMV,
-    manifest_path_or_df: str | os.PathLike | pd.DataFrame,
-    out_dir: str | os.PathLike,
-    *,
-    splits: list[str] | tuple[str, ...] | None = None,
-    num_windows: int = 1,
-    batch_size: int = 32,
-    seed: int = 0,
-    umap_params: dict[str, Any] | None = None,
-    thumbnails: bool = True,
-    previews: bool = True,
-    progress: bool = True,
-    checkpoint_path: str | os.PathLike | None = None,
-    device: str | torch.device = "cpu",
-    num_workers: int = 0,
-    exact_max: int = DEFAULT_EXACT_MAX,
-    target_recall: float = DEFAULT_TARGET_RECALL,
-    max_fit_points: int = DEFAULT_MAX_FIT_POINTS,
-    thumb_size: int = bank_media.THUMB_SIZE,
-    preview_seconds: float = bank_media.PREVIEW_SECONDS,
-    media_workers: int = 2,
-    cache_dir: str | os.PathLike | None = None,
-) -> Bank:
-    """Embeds every clip of a manifest and writes the bank directory (module docstring: the steps).
+@dataclass
+class _Embedded:
+    """Step 1's result: the selected clips that could be read, embedded.
 
-    Args:
-        model: an :class:`mmv.models.mmv.MMV` on ``device`` (its ``vocab`` is needed for text).
-        manifest_path_or_df: a manifest file, or a table loaded by :func:`mmv.data.manifest.load_manifest`.
-        out_dir: the bank directory (replaced atomically when it exists).
-        splits: keep only clips of these splits (``None``: all).
-        num_windows: windows averaged per clip.
-        batch_size: windows per forward pass.
-        seed: UMAP's random state, the IVF sample and the recall queries.
-        umap_params: overrides of :data:`mmv.bank.project.DEFAULT_UMAP_PARAMS`.
-        thumbnails: write a JPEG per clip.
-        previews: write (or link) a short MP4 per clip.
-        progress: show tqdm bars.
-        checkpoint_path: the checkpoint the model was loaded from (hashed into the provenance).
-        device: where the model runs.
-        num_workers: DataLoader workers for embedding.
-        exact_max: largest (space, modality) searched exactly; above it an IVF index.
-        target_recall: recall@10 an IVF index must reach when its nprobe is chosen.
-        max_fit_points: largest number of vectors UMAP fits per space (the rest are placed).
-        thumb_size: thumbnail's longer side, pixels.
-        preview_seconds: longest preview.
-        media_workers: threads writing thumbnails and previews.
-        cache_dir: FLAC cache for container audio (default ``$MMV_CACHE_DIR/audio`` or ``~/.cache/mmv/audio``).
+    Attributes:
+        dataset: the clips as read (its sampler gives each clip's windows; its skips say why a clip is missing).
+        emb: :func:`embed_manifest`'s output: ``<modality>_<space>`` float ``[N, D]``, ``index`` int ``[N]`` (rows
+            of the selection), ``num_windows`` int ``[N]`` (windows read), ``has_audio`` / ``has_text`` bool ``[N]``.
+        clips: the ``N`` embedded clips' manifest rows, re-indexed from 0 (row ``i`` is the bank's row ``i``).
+        has_audio: bool ``[N]``, the clip has an audio vector.
+        has_text: bool ``[N]``, the clip has a text vector (without a vocabulary: the manifest has captions).
+        use_text: the model's text was embedded (it has a vocabulary).
+        skipped: the selected clips none of whose windows could be read (:func:`_skipped`).
+        notes: what the provenance says about the build (text not embedded).
+    """
 
-    Returns:
-        The written bank, loaded.
+    dataset: ClipDataset
+    emb: dict[str, Any]
+    clips: pd.DataFrame
+    has_audio: np.ndarray
+    has_text: np.ndarray
+    use_text: bool
+    skipped: list[dict[str, str]]
+    notes: list[str]
+
+
+def _embed(model: MMV, df: pd.DataFrame, options: BankOptions) -> _Embedded:
+    """Step 1: every clip of ``df`` embedded by ``model`` (module docstring), over ``options.num_windows`` windows.
 
     Raises:
-        ValueError: an empty selection, unknown splits, bad parameters, or no readable clip at all.
+        ValueError: no clip of ``df`` could be read.
     """
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    if num_windows < 1 or batch_size < 1 or exact_max < 1:
-        raise ValueError("build_bank: num_windows, batch_size and exact_max must be >= 1")
-    resolve_umap_params(umap_params)  # fail on a bad parameter before the long embedding
-    manifest_path = None
-    if isinstance(manifest_path_or_df, (str, os.PathLike)):
-        manifest_path = Path(manifest_path_or_df).resolve()
-        df_all = load_manifest(manifest_path)
-    else:
-        df_all = manifest_path_or_df
-    df = _select(df_all, splits)
-
-    # 1. Embed.
-    cfg = model.config
-    mods = set(cfg.modalities)
-    dataset = eval_clips(model, df, num_windows=num_windows, cache_dir=cache_dir)
+    dataset = eval_clips(model, df, num_windows=options.num_windows, cache_dir=options.cache_dir)
     use_text = dataset.vocab is not None
-    notes = [] if use_text or "text" not in mods else ["the model has no vocabulary: text was not embedded"]
+    no_vocab = not use_text and "text" in set(model.config.modalities)
     loader = _ProgressLoader(
         dataset,
-        batch_size=batch_size,
+        batch_size=options.batch_size,
         shuffle=False,
-        num_workers=num_workers,
+        num_workers=options.num_workers,
         collate_fn=collate_clips,
-        progress=progress,
+        progress=options.progress,
     )
     try:
-        emb = embed_manifest(model, loader, device, num_windows)
+        emb = embed_manifest(model, loader, options.device, options.num_windows)
     except ValueError as e:
         raise ValueError(f"build_bank: no clip could be read ({dataset.num_skipped} skipped): {e}") from e
-    timings["embed"] = time.perf_counter() - t0
     rows = emb["index"].numpy()
     n = len(rows)
-    sub = df.iloc[rows].reset_index(drop=True)
-
-    # 2. Vectors per (space, modality); a clip lacking a modality has no vector there.
+    clips = df.iloc[rows].reset_index(drop=True)
     has_audio = emb["has_audio"].numpy() if any(k.startswith("audio_") for k in emb) else np.zeros(n, bool)
-    has_text = emb["has_text"].numpy() if use_text else np.array([len(c or []) > 0 for c in sub["captions"]])
-    vectors = _vectors(emb, {"video": np.ones(n, bool), "audio": has_audio, "text": has_text})
+    has_text = emb["has_text"].numpy() if use_text else np.array([len(c or []) > 0 for c in clips["captions"]])
+    return _Embedded(
+        dataset=dataset,
+        emb=emb,
+        clips=clips,
+        has_audio=has_audio,
+        has_text=has_text,
+        use_text=use_text,
+        skipped=_skipped(df, rows, dataset),
+        notes=["the model has no vocabulary: text was not embedded"] if no_vocab else [],
+    )
 
-    # Metadata (write_bank adds the thumbnail and preview columns).
-    labels = label_columns(sub)
-    records = sub[labels].to_dict("records") if labels else [{} for _ in range(n)]
-    captions = [_clip_captions(dataset, r, num_windows) for _, r in sub.iterrows()]
+
+def _meta(e: _Embedded, describe: Describe | None, num_windows: int) -> pd.DataFrame:
+    """The bank's ``meta`` table, one row per embedded clip (``write_bank`` adds ``thumbnail`` and ``preview``):
+    the manifest's columns the app shows, the narration's captions, what has a vector, the description and every
+    ``label_*`` column (``docs/formats.md``, "Embedding bank")."""
+    sub = e.clips
+    captions = [_clip_captions(e.dataset, r, num_windows) for _, r in sub.iterrows()]
+    if describe is None:
+        descriptions = [""] * len(sub)
+    else:
+        descriptions = [describe(r) or "" for r in sub.to_dict("records")]
     meta = pd.DataFrame(
         {
             "clip_id": sub["clip_id"].astype(str).to_numpy(),
@@ -270,65 +238,97 @@ def build_bank(
             "end": sub["end"].astype(float).to_numpy(),
             "captions": captions,
             "narration": [NARRATION_SEPARATOR.join(c) for c in captions],
-            "has_audio": has_audio.astype(bool),
-            "has_text": has_text.astype(bool),
-            "description": [_description(r) for r in records],
-            "num_windows": emb["num_windows"].numpy().astype(np.int64),
+            "has_audio": e.has_audio.astype(bool),
+            "has_text": e.has_text.astype(bool),
+            "description": descriptions,
+            "num_windows": e.emb["num_windows"].numpy().astype(np.int64),
         }
     )
-    for col in labels:
+    for col in label_columns(sub):
         meta[col] = sub[col].to_numpy()
-    has_vat = any(space == "vat" for space, _ in vectors)
-    descriptions = sorted({d for d in meta["description"] if d}) if use_text and has_vat else []
-    skipped = _skipped(df, rows, dataset)
+    return meta
 
-    checkpoint = None
-    if checkpoint_path is not None:
-        ckpt = Path(checkpoint_path).resolve()
-        weights = ckpt / "model.safetensors" if ckpt.is_dir() else ckpt
-        checkpoint = {"path": str(ckpt), "sha256": sha256_file(weights) if weights.is_file() else None}
-    provenance = {
-        "timings": timings,
-        "checkpoint": checkpoint,
+
+def _descriptions(
+    model: MMV, meta: pd.DataFrame, vectors: Vectors, use_text: bool
+) -> tuple[list[str], np.ndarray] | None:
+    """The distinct non-empty descriptions, sorted, and their S_vat text vectors float32 ``[U, D_vat]``; ``None``
+    when there are none, or no S_vat text (no vocabulary, or a graph without ``vat``) to embed them in."""
+    has_vat = any(space == "vat" for space, _ in vectors)
+    sentences = sorted({d for d in meta["description"] if d}) if use_text and has_vat else []
+    return (sentences, embed_sentences(model, sentences).numpy()) if sentences else None
+
+
+def _load(manifest: str | os.PathLike | pd.DataFrame) -> tuple[pd.DataFrame, Path | None]:
+    """The manifest table and its resolved path (``None`` for a table passed in)."""
+    if isinstance(manifest, (str, os.PathLike)):
+        path = Path(manifest).resolve()
+        return load_manifest(path), path
+    return manifest, None
+
+
+def _checkpoint(checkpoint_path: str | os.PathLike | None) -> dict[str, Any] | None:
+    """``{path, sha256}`` of the checkpoint's weights file (``sha256`` ``None`` when it is not a file), or ``None``."""
+    if checkpoint_path is None:
+        return None
+    ckpt = Path(checkpoint_path).resolve()
+    weights = ckpt / "model.safetensors" if ckpt.is_dir() else ckpt
+    return {"path": str(ckpt), "sha256": sha256_file(weights) if weights.is_file() else None}
+
+
+def _provenance(model: MMV, options: BankOptions, e: _Embedded, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The provenance entries only the builder knows (``write_bank`` adds its own and the common ones)."""
+    partial = int((e.emb["num_windows"].numpy() < options.num_windows).sum())
+    return {
+        "checkpoint": _checkpoint(options.checkpoint_path),
         "model_state_sha256": state_sha256(model),
-        "model_config": cfg.to_dict(),
-        "manifest": {
-            "path": str(manifest_path) if manifest_path else None,
-            "sha256": sha256_file(manifest_path) if manifest_path else None,
-            "root": df_all.attrs.get("root"),
-            "rows": len(df_all),
-            "selected": len(df),
-        },
-        "parameters": {
-            "splits": list(splits) if splits else None,
-            "num_windows": num_windows,
-            "batch_size": batch_size,
-            "narration_captions": NARRATION_CAPTIONS,
-            "device": str(device),
-        },
-        "skipped": {
-            "count": len(skipped),
-            "clips": skipped,
-            "partial": int((emb["num_windows"].numpy() < num_windows).sum()),
-        },
-        "notes": notes,
+        "model_config": model.config.to_dict(),
+        "manifest": manifest,
+        "parameters": {**options.recorded("embed"), "narration_captions": NARRATION_CAPTIONS},
+        "skipped": {"count": len(e.skipped), "clips": e.skipped, "partial": partial},
+        "notes": e.notes,
     }
-    return write_bank(
-        out_dir,
-        meta,
-        vectors,
-        seed=seed,
-        umap_params=umap_params,
-        exact_max=exact_max,
-        target_recall=target_recall,
-        max_fit_points=max_fit_points,
-        thumbnails=thumbnails,
-        previews=previews,
-        thumb_size=thumb_size,
-        preview_seconds=preview_seconds,
-        media_workers=media_workers,
-        cache_dir=cache_dir,
-        descriptions=(descriptions, embed_sentences(model, descriptions).numpy()) if descriptions else None,
-        provenance=provenance,
-        progress=progress,
-    )
+
+
+def build_bank(
+    model: MMV,
+    manifest: str | os.PathLike | pd.DataFrame,
+    out_dir: str | os.PathLike,
+    options: BankOptions = DEFAULT_OPTIONS,
+    describe: Describe | None = None,
+) -> Bank:
+    """Embeds every clip of a manifest and writes the bank directory (module docstring: the steps).
+
+    Args:
+        model: the model, on ``options.device`` (its ``vocab`` is needed for text).
+        manifest: a manifest file, or a table loaded by :func:`mmv.data.manifest.load_manifest` (then the
+            provenance records no manifest path or hash).
+        out_dir: the bank directory (replaced atomically when it exists).
+        options: what to embed and write, and how (:class:`mmv.bank.options.BankOptions`).
+        describe: a clip's manifest row -> its clean description (module docstring, "Descriptions"), or ``None``
+            for none.
+
+    Returns:
+        The written bank, loaded.
+
+    Raises:
+        ValueError: an empty selection, unknown splits, or no readable clip at all.
+    """
+    t0 = time.perf_counter()
+    df_all, manifest_path = _load(manifest)
+    df = _select(df_all, options.splits)
+    e = _embed(model, df, options)
+    embed_seconds = time.perf_counter() - t0
+    n = len(e.clips)
+    vectors = _vectors(e.emb, {"video": np.ones(n, bool), "audio": e.has_audio, "text": e.has_text})
+    meta = _meta(e, describe, options.num_windows)
+    record = {
+        "path": str(manifest_path) if manifest_path else None,
+        "sha256": sha256_file(manifest_path) if manifest_path else None,
+        "root": df_all.attrs.get("root"),
+        "rows": len(df_all),
+        "selected": len(df),
+    }
+    provenance = {"timings": {"embed": embed_seconds}, **_provenance(model, options, e, record)}
+    descriptions = _descriptions(model, meta, vectors, e.use_text)
+    return write_bank(out_dir, meta, vectors, options, descriptions=descriptions, provenance=provenance)

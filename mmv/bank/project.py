@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -55,7 +55,7 @@ MIN_UMAP_POINTS = 10
 _SAME = 1e-6
 
 
-def umap_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def umap_params(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_UMAP_PARAMS` with ``overrides`` applied (unknown keys are rejected)."""
     params = dict(DEFAULT_UMAP_PARAMS)
     for key, value in (overrides or {}).items():

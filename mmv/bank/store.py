@@ -293,11 +293,12 @@ class Bank:
         return self._pairs[key]
 
     def descriptions(self) -> tuple[list[str], np.ndarray]:
-        """The distinct clean descriptions of a toy-world bank and their S_vat text vectors ``[U, D]``.
+        """The distinct clean descriptions of the bank's clips and their S_vat text vectors ``[U, D]``.
 
-        ``meta["description"]`` names each clip's; empty list and ``[0, 0]`` for other banks. Not indexed and not
-        on the maps (about 120 sentences, each shared by many clips): for zero-shot labelling of bank clips
-        without loading the model.
+        Descriptions come from the builder's ``describe`` hook (:func:`mmv.bank.build_bank`; the toy world's in
+        ``training.build_bank``). ``meta["description"]`` names each clip's; empty list and ``[0, 0]`` for banks
+        built without descriptions. Not indexed and not on the maps (in the toy world, about 120 sentences each
+        shared by many clips): for zero-shot labelling of bank clips without loading the model.
         """
         sentences = list(self.provenance.get("descriptions", []))
         if not sentences:
