@@ -8,7 +8,7 @@ Usage::
     python benchmarks/demo_ceiling.py --config training/configs/demo_cpu.yaml --manifest DIR/manifest.parquet
 
 The issue's demo targets ask the *self-supervised* demo model for text→video R@1 ≥ 0.9 and audio→text R@1 ≥ 0.6
-at the level of the clip's attributes (``t2v_attr``, ``a2t_attr``: :mod:`mmv.eval.retrieval`) after at most 3
+at the level of the clip's attributes (``t2v_attr``, ``a2t_attr``: :mod:`mmv.toyworld.tasks`) after at most 3
 minutes on 2 CPU cores. This script bounds what that budget allows: it takes the recipe's video (or audio) tower
 (same preset, overrides, frames or audio window; random initialisation) and trains it *supervised*, with three
 linear heads and the sum of the cross-entropies of the primary object's shape, colour and motion, batch
@@ -20,7 +20,7 @@ At each step in ``--steps`` it reports, on the manifest's ``val`` rows: each att
 accuracy (all three right), and two retrievals scored by the classifier, with the log-probability it gives a
 triple (``sum`` over the attributes of ``log p(attribute = value)``) as the similarity and a clip correct for a
 triple when it has that (shape, colour, motion), as in the ``*_attr`` metrics (ranks by
-:func:`mmv.eval.retrieval.retrieval_metrics`, ties pessimistic):
+:func:`mmv.eval.ranking.retrieval_metrics`, ties pessimistic):
 
 - ``t2v``-like: every val clip's triple is a query, every val clip a candidate (what ``t2v_attr`` asks of video);
 - ``x2t``-like: every val clip is a query, the distinct triples of the split the candidates (what ``a2t_attr``
@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import load_average  # noqa: E402
 from mmv.data.dataset import ClipDataset, collate_clips  # noqa: E402
 from mmv.data.manifest import load_manifest  # noqa: E402
-from mmv.eval.retrieval import retrieval_metrics  # noqa: E402
+from mmv.eval.ranking import retrieval_metrics  # noqa: E402
 from mmv.factory import create_model, get_config  # noqa: E402
 from mmv.toyworld import COLOURS, MOTIONS, SHAPES  # noqa: E402
 from training import config as config_lib  # noqa: E402

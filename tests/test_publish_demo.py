@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 from train_helpers import SAMPLE, single_thread, tiny_args
 
 from mmv.checkpoint import load_checkpoint
-from training import evaluation, publish_demo
+from training import evaluate, publish_demo
 from training.main import main as train_main
 
 
@@ -32,7 +33,9 @@ def test_a_finished_run_is_published_with_metrics_the_cli_reproduces(tmp_path: P
     assert meta["run"]["cpu_threads"] == [1]
     assert meta["split"] == "test" and meta["test_metrics"]["num_clips"] == 5
     capsys.readouterr()
-    evaluation.main(["--model", str(out), "--manifest", str(SAMPLE), "--split", "test", "--json"])
+    command = shlex.split(meta["evaluate_command"])  # the command the card tells people to re-score with
+    assert command[:3] == ["python", "-m", "training.evaluate"]
+    assert evaluate.main([*command[3:], "--json", "--no-progress"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again == pytest.approx(meta["test_metrics"])
     card = (out / "README.md").read_text()

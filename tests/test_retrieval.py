@@ -12,8 +12,9 @@ from train_helpers import single_thread
 
 from mmv import create_model
 from mmv.data.dataset import collate_clips
-from mmv.eval import embed_manifest, retrieval_metrics
-from mmv.eval.retrieval import ground_truth_mask, media_groups, ranks_table, retrieval_ranks, zero_shot_retrieval
+from mmv.embed import embed_manifest
+from mmv.eval.ranking import ground_truth_mask, retrieval_metrics, retrieval_ranks
+from mmv.eval.zero_shot import media_groups, ranks_table, zero_shot_retrieval
 
 # ---------------------------------------------------------------------------------------------- metrics
 

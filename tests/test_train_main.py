@@ -301,7 +301,6 @@ def test_in_memory_data_trains_exactly_like_decoding(tmp_path: Path) -> None:
 
 
 def test_periodic_evaluation_through_the_retrieval_hook(tmp_path: Path) -> None:
-    pytest.importorskip("training.evaluation")
     run = tmp_path / "run"
     extra = ["--train.steps", "2", "--data.val", str(SAMPLE), "--eval.every", "2", "--eval.max_clips", "5"]
     summary = main(tiny_args(run, *extra))

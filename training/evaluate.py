@@ -18,6 +18,11 @@ Usage::
     python -m training.evaluate retrieval --checkpoint CKPT --dataset msrvtt --root MSRVTT/videos \\
         --annotations MSRVTT_JSFUSION_test.csv
 
+    # The toy world's attribute-level directions too, as the flat numbers the training log and the shipped
+    # demo model's metrics.json hold (the training loop's evaluation: one window, no images)
+    python -m training.evaluate retrieval --attributes --flat --checkpoint data_samples/demo_model \\
+        --manifest models/toyworld/manifest.parquet --split test --num-windows 1 --images none
+
 Each prints a table (``--json``: the JSON) and with ``--out FILE`` writes the JSON result. Bad input (a missing
 file, an unknown label, a split without clips) ends with a one-line error and exit status 2.
 """
@@ -37,10 +42,20 @@ from mmv.data.manifest import load_manifest
 from mmv.data.readers.registry import EVALUATION_LAYOUTS, LAYOUTS
 from mmv.eval.features import IMAGE_SOURCES, MODALITIES
 from mmv.eval.linear_probe import AGGREGATES, CLASSIFIERS, PROTOCOLS
-from mmv.eval.retrieval import IMAGE_OPTIONS
+from mmv.eval.zero_shot import (
+    IMAGE_OPTIONS,
+    RetrievalTask,
+    clip_retrieval,
+    evaluate_zero_shot,
+    flat_metrics,
+    format_results,
+    ranks_table,
+)
+from mmv.toyworld.tasks import AttributeRetrieval
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
+    from mmv.tokenizer import Vocabulary
 
 IMAGE_MODES = ("auto", "calibrated", "naive", "inflated")
 
@@ -87,6 +102,14 @@ def _build_parser() -> argparse.ArgumentParser:
     r.add_argument("--images", default="auto", choices=IMAGE_OPTIONS, help="images for image->text")
     r.add_argument("--max-clips", type=int, help="only the first clips of the split")
     r.add_argument("--ranks-out", help="write the rank of every query to this CSV")
+    r.add_argument(
+        "--attributes", action="store_true", help="also the toy world's attribute-level directions (<direction>_attr)"
+    )
+    r.add_argument(
+        "--flat",
+        action="store_true",
+        help="the result as flat <direction>_<metric> floats (training log, metrics.json)",
+    )
     return parser
 
 
@@ -171,9 +194,47 @@ def _probe(args: argparse.Namespace, model: MMV, df: pd.DataFrame) -> dict[str, 
     )
 
 
-def _retrieval(args: argparse.Namespace, model: MMV, df: pd.DataFrame) -> tuple[dict[str, Any], str]:
-    from mmv.eval.retrieval import evaluate_zero_shot, format_results, ranks_table
+def _tasks(attributes: bool) -> tuple[RetrievalTask, ...]:
+    return (clip_retrieval, AttributeRetrieval()) if attributes else (clip_retrieval,)
 
+
+def flat_retrieval(
+    model: MMV,
+    manifest: pd.DataFrame | str,
+    *,
+    vocab: Vocabulary | None = None,
+    split: str | None = "test",
+    num_windows: int = 1,
+    batch_size: int = 32,
+    max_clips: int | None = None,
+    num_workers: int = 0,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """The toy-world evaluation as flat floats: clip- and attribute-level retrieval, no images.
+
+    What the training loop logs every ``eval.every`` steps (``eval/<key>``), what ``metrics.json`` of the shipped
+    demo model and ``paper.json`` hold: :func:`mmv.eval.zero_shot.flat_metrics` of
+    :func:`~mmv.eval.zero_shot.evaluate_zero_shot` with :class:`~mmv.toyworld.tasks.AttributeRetrieval` (which
+    reports nothing on a manifest without the toy world's labels). ``python -m training.evaluate retrieval
+    --attributes --flat --num-windows 1 --images none`` prints the same numbers.
+    """
+    results, emb = evaluate_zero_shot(
+        model,
+        manifest,
+        vocab=vocab,
+        split=split,
+        num_windows=num_windows,
+        images="none",
+        max_clips=max_clips,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        tasks=_tasks(attributes=True),
+    )
+    return flat_metrics(results, emb)
+
+
+def _retrieval(args: argparse.Namespace, model: MMV, df: pd.DataFrame) -> tuple[dict[str, Any], str]:
     results, emb = evaluate_zero_shot(
         model,
         df,
@@ -187,18 +248,21 @@ def _retrieval(args: argparse.Namespace, model: MMV, df: pd.DataFrame) -> tuple[
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         progress=not args.no_progress,
+        tasks=_tasks(args.attributes),
     )
     if not results:
         raise ValueError("no retrieval direction: the model and the data share no two modalities with an embedding")
+    keys = ("space", "r1", "r5", "r10", "medr", "meanr", "num_queries", "num_candidates")
     summary = {
-        name: {k: m[k] for k in ("space", "r1", "r5", "r10", "medr", "meanr", "num_queries", "num_candidates")}
+        name: {**{k: m[k] for k in keys}, **{k: v for k, v in m.items() if k.startswith("top1_")}}
         for name, m in results.items()
     }
-    out = {"num_clips": len(emb["index"]), "num_windows": args.num_windows, "directions": summary}
+    out = {"num_clips": len(emb["index"]), "num_windows": args.num_windows, **emb.get("counts", {})}
+    out = flat_metrics(results, emb) if args.flat else {**out, "directions": summary}
     if args.ranks_out:
         ranks_table(results, emb["clip_id"]).to_csv(args.ranks_out, index=False)
         out["ranks_out"] = args.ranks_out
-    return out, format_results(results) + f"\n{out['num_clips']} clips, {args.num_windows} windows per clip"
+    return out, format_results(results) + f"\n{len(emb['index'])} clips, {args.num_windows} windows per clip"
 
 
 def _json_ready(value: Any) -> Any:

@@ -85,25 +85,19 @@ EvaluateFn = Callable[[nn.Module, int], dict[str, float]]
 def default_evaluate_fn(cfg: Config, vocab: Vocabulary | None, device: torch.device) -> EvaluateFn | None:
     """The zero-shot retrieval hook on ``data.val``, or None when there is nothing to evaluate.
 
-    ``training/evaluation.py`` (``evaluate_retrieval``) is imported only here, so training works without it:
-    when it is missing the evaluation is skipped with a warning.
+    Clip- and (toy world) attribute-level retrieval as flat floats (:func:`training.evaluate.flat_retrieval`).
     """
     if not cfg.data.val or (cfg.eval.every == 0 and not cfg.eval.at_end):
         return None
-    try:
-        from training.evaluation import evaluate_retrieval
-    except ModuleNotFoundError as err:
-        if err.name != "training.evaluation":
-            raise
-        logger.warning("training/evaluation.py is missing: the periodic evaluation is skipped")
-        return None
+    from training.evaluate import flat_retrieval
+
     e = cfg.eval
     kwargs = {"split": e.split, "batch_size": e.batch_size, "num_windows": e.num_windows, "max_clips": e.max_clips}
     if e.num_workers:
         kwargs["num_workers"] = e.num_workers
 
     def evaluate(model: nn.Module, step: int) -> dict[str, float]:
-        return evaluate_retrieval(model, cfg.data.val, vocab=vocab, device=str(device), **kwargs)
+        return flat_retrieval(model, cfg.data.val, vocab=vocab, device=str(device), **kwargs)
 
     return evaluate
 

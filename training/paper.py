@@ -23,7 +23,7 @@ Each (variant, seed) is a *job*: a subprocess (``python -m training.paper job ..
 for ``--steps`` steps into ``OUT/<variant>-s<seed>`` (``training.main``; rerunning resumes or reuses a finished
 run whose recipe is the same, and trains again one whose recipe has changed), then evaluates it and writes
 ``paper.json`` there: zero-shot retrieval on the toy world's test split
-(:func:`training.evaluation.evaluate_retrieval`, attribute and clip level) and linear probes of the frozen video
+(:func:`training.evaluate.flat_retrieval`, attribute and clip level) and linear probes of the frozen video
 representation for shape, colour and motion (:func:`mmv.eval.linear_probe.run_probe`: StandardScaler +
 LinearSVC, C chosen on val, scored on test; features of ``--probe-train`` training clips, the val and the test
 clips, 2 windows each). The ``fac`` job of the first seed also recalibrates its deflated image network
@@ -184,7 +184,7 @@ def run_job(variant: str, seed: int, args: argparse.Namespace) -> Path:
     import torch
 
     from mmv.checkpoint import load_checkpoint
-    from training.evaluation import evaluate_retrieval
+    from training.evaluate import flat_retrieval
 
     torch.set_num_threads(max(1, args.threads))
     run_dir = Path(args.out) / f"{variant}-s{seed}"
@@ -202,7 +202,7 @@ def run_job(variant: str, seed: int, args: argparse.Namespace) -> Path:
         "weights_digest": summary.get("weights_digest"),
         "modalities": list(model.config.modalities),
         "graph": model.config.graph,
-        "retrieval": evaluate_retrieval(model, manifest, vocab=None, split="test", num_windows=1),
+        "retrieval": flat_retrieval(model, manifest, split="test", num_windows=1),
         "probe": _probes(model, manifest, args.probe_train, seed),
     }
     if variant == "fac" and seed == args.seeds[0] and args.deflate_steps > 0:

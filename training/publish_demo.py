@@ -11,15 +11,15 @@ opens the app without training (``data_samples/demo_model``, committed, about 2.
     config.json, model.safetensors, vocab.txt   the run's exported checkpoint (mmv.checkpoint), copied as is
     metrics.csv, config.yaml                    the run's log, every 10th step (the app's Model page draws its
                                                 curves from it), and its resolved recipe
-    metrics.json                                the test-split retrieval metrics (training.evaluation), the
+    metrics.json                                the test-split retrieval metrics (training.evaluate), the
                                                 weights digest, the torch threads and seconds of the run, and
                                                 the commands that rebuild and score it
     README.md                                   the same for people: what the model is, its numbers, how to
                                                 rebuild it and how close a rebuild comes
 
-The metrics are computed here with :func:`training.evaluation.evaluate_retrieval` on ``--split`` (test), one
-window per clip, exactly as ``python -m training.evaluation --model OUT --manifest MANIFEST --split test``
-prints them, so anyone can re-score the shipped weights and compare.
+The metrics are computed here with :func:`training.evaluate.flat_retrieval` on ``--split`` (test), one window
+per clip, exactly as ``metrics.json``'s ``evaluate_command`` (``python -m training.evaluate retrieval
+--attributes --flat ...``) prints them, so anyone can re-score the shipped weights and compare.
 """
 
 from __future__ import annotations
@@ -78,16 +78,21 @@ def thin_log(src: Path, dst: Path, every: int = 10) -> None:
     log[keep].to_csv(dst, index=False)
 
 
-def card(meta: dict[str, Any]) -> str:
-    """The folder's README.md."""
-    m = meta["test_metrics"]
-    rows = []
+def metrics_table(m: dict[str, float]) -> list[str]:
+    """The card's Markdown table of the attribute-level test metrics (:data:`CARD_DIRECTIONS`)."""
+    rows = ["| direction | R@1 | R@10 | MedR | top-1 shares shape | colour | motion |", "|---|---|---|---|---|---|---|"]
     for key in CARD_DIRECTIONS:
         if f"{key}_r1" not in m:
             continue
         tops = [m.get(f"{key}_top1_{a}") for a in ("shape", "colour", "motion")]
         tops_text = " | ".join("" if t is None else f"{t:.3f}" for t in tops)
         rows.append(f"| {key} | {m[f'{key}_r1']:.3f} | {m[f'{key}_r10']:.3f} | {m[f'{key}_medr']:g} | {tops_text} |")
+    return rows
+
+
+def card(meta: dict[str, Any]) -> str:
+    """The folder's README.md."""
+    m = meta["test_metrics"]
     threads = ", ".join(str(t) for t in meta["run"].get("cpu_threads") or []) or "unknown"
     return "\n".join(
         [
@@ -104,9 +109,7 @@ def card(meta: dict[str, Any]) -> str:
             "",
             f"## Test split ({meta['split']}, {int(m.get('num_clips', 0))} clips; `{meta['evaluate_command']}`)",
             "",
-            "| direction | R@1 | R@10 | MedR | top-1 shares shape | colour | motion |",
-            "|---|---|---|---|---|---|---|",
-            *rows,
+            *metrics_table(m),
             "",
             "## Rebuilding it",
             "",
@@ -124,12 +127,12 @@ def card(meta: dict[str, Any]) -> str:
 def publish(run: Path, manifest: Path, out: Path, split: str = "test", recipe: str | None = None) -> dict[str, Any]:
     """Copies ``run/model`` into ``out`` with ``metrics.json`` and ``README.md`` (module docstring)."""
     from mmv.checkpoint import load_checkpoint
-    from training.evaluation import evaluate_retrieval
+    from training.evaluate import flat_retrieval
 
     facts = run_facts(run)
     model_dir = run / "model"
     model = load_checkpoint(model_dir)
-    metrics = evaluate_retrieval(model, manifest, vocab=None, split=split, num_windows=1)
+    metrics = flat_retrieval(model, manifest, split=split, num_windows=1)
     recipe = recipe or "training/configs/demo_cpu.yaml"
     meta = {
         "split": split,
@@ -138,7 +141,8 @@ def publish(run: Path, manifest: Path, out: Path, split: str = "test", recipe: s
         "torch_version": torch.__version__,
         "toyworld_command": TOYWORLD_COMMAND,
         "train_command": f"python -m training.main --config {recipe}",
-        "evaluate_command": f"python -m training.evaluation --model {out} --manifest {manifest} --split {split}",
+        "evaluate_command": f"python -m training.evaluate retrieval --attributes --flat --checkpoint {out} "
+        f"--manifest {manifest} --split {split} --num-windows 1 --images none --batch-size 32",
         "rebuild_command": "make demo-model",
     }
     with atomic_dir(out) as tmp:
@@ -166,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", default="training/configs/demo_cpu.yaml", help="named in the card")
     args = parser.parse_args(argv)
     meta = publish(Path(args.run), Path(args.manifest), Path(args.out), args.split, args.recipe)
-    from training.evaluation import format_table
-
-    print(format_table(meta["test_metrics"]))
+    print("\n".join(metrics_table(meta["test_metrics"])))
     print(f"published {args.run}/model to {args.out} (weights {meta['run']['weights_digest']})")
     return 0
 

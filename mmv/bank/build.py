@@ -52,8 +52,7 @@ from mmv.data import media
 from mmv.data.dataset import ClipDataset, collate_clips
 from mmv.data.manifest import label_columns, load_manifest
 from mmv.data.sampling import select_captions
-from mmv.embed import embed_sentences
-from mmv.eval.retrieval import NARRATION_CAPTIONS, embed_manifest, eval_clips
+from mmv.embed import NARRATION_CAPTIONS, embed_manifest, embed_sentences, eval_clips
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV

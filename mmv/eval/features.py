@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from mmv.eval.retrieval import embed_manifest
+from mmv.embed import embed_manifest
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
