@@ -184,7 +184,7 @@ def test_lab_agrees_with_training_evaluate(model):
     from mmv.data.dataset import ClipDataset
     from mmv.data.manifest import load_manifest
     from mmv.eval.datasets import FramesAsImages
-    from mmv.eval.retrieval import evaluate_zero_shot
+    from mmv.eval.zero_shot import evaluate_zero_shot
 
     df = load_manifest(SAMPLE_MANIFEST)
     df = df[df["split"] == "test"].reset_index(drop=True)

@@ -21,7 +21,7 @@ from app.logic import BankSearch
 from mmv.bank import write_bank
 from mmv.bank.index import normalize
 from mmv.bank.options import NO_MEDIA
-from mmv.eval.retrieval import retrieval_metrics
+from mmv.eval.ranking import retrieval_metrics
 
 FAST_MAP = {"n_epochs": 10}
 
@@ -222,7 +222,7 @@ def test_test_split_metrics_equal_the_evaluation(tmp_path_factory):
 
     from mmv.bank import Bank
     from mmv.checkpoint import load_checkpoint
-    from mmv.eval.retrieval import evaluate_zero_shot
+    from mmv.eval.zero_shot import evaluate_zero_shot
 
     model_dir, bank_dir = tiny_model_and_bank(tmp_path_factory.mktemp("app"))
     search = BankSearch(Bank.load(bank_dir))

@@ -291,9 +291,9 @@ def test_narration_bag_matches_the_evaluation() -> None:
     import inspect
 
     from mmv.bank import NARRATION_CAPTIONS
-    from mmv.eval.retrieval import eval_clips
+    from mmv.embed import eval_clips
 
-    # training.evaluation and the bank both read clips through eval_clips with its default bag
+    # the evaluation and the bank both read clips through eval_clips with its default bag
     eval_captions = inspect.signature(eval_clips).parameters["num_captions"].default
     assert NARRATION_CAPTIONS == eval_captions
 

@@ -8,7 +8,7 @@ import pytest
 from layouts import touch
 
 from mmv.data.readers.msrvtt import read_msrvtt
-from mmv.eval.retrieval import media_groups
+from mmv.eval.zero_shot import media_groups
 
 JSFUSION = """\
 key,vid_key,video_id,sentence

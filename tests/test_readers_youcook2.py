@@ -8,7 +8,7 @@ from pathlib import Path
 from layouts import touch
 
 from mmv.data.readers.youcook2 import read_youcook2
-from mmv.eval.retrieval import media_groups
+from mmv.eval.zero_shot import media_groups
 
 YOUCOOK = """\
 end,start,task,text,video_id

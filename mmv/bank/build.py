@@ -5,7 +5,7 @@
 1. **Embed** with :func:`mmv.eval.embed_manifest`, the evaluation's own code: eval mode (FAC audio reaches
    S_vat through the video's va->vat head), each embedding averaged over ``num_windows`` linearly spaced windows
    and L2-normalised; text is the clip's *narration*: each of the ``NARRATION_CAPTIONS`` captions nearest each
-   window normalised, averaged, normalised again (as ``training.evaluation`` does).
+   window normalised, averaged, normalised again (as the zero-shot evaluation does).
 2. **Vectors** per (space, modality) as the model returns them (FAC: S_va video/audio, S_vat video/audio/text;
    shared: the same embedding under both names; disjoint: S_va video/audio, S_vt video/text under ``vat``). A
    clip lacking a modality simply has no vector there: no text vector without narration (AudioSet-style clips,

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from mmv.deflation.images import ImageSet
 from mmv.deflation.networks import inflate
 from mmv.embed import embed_sentences, eval_mode
-from mmv.eval.retrieval import retrieval_metrics
+from mmv.eval.ranking import retrieval_metrics
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
@@ -120,7 +120,7 @@ def compare(
         images: ``[N, H, W, 3]`` (uint8 or float in [0, 1]) or an :class:`ImageSet`.
         texts: candidate sentences for image -> text retrieval in S_vat (needs a text tower and vocabulary).
         text_gt: the correct sentence(s) of each image: int ``[N]``, ``N`` sets, or a bool ``[N, len(texts)]``
-            (:func:`mmv.eval.retrieval.retrieval_metrics`).
+            (:func:`mmv.eval.ranking.retrieval_metrics`).
         video_bank: L2-normalised video embeddings ``[M, D]`` in ``video_space`` for image -> video retrieval.
         video_gt: the correct video(s) of each image, in the same forms as ``text_gt``.
         video_space: ``'vat'`` (default) or ``'va'``: the space of ``video_bank``.

@@ -24,7 +24,7 @@ import torch
 from mmv.data.dataset import ClipDataset
 from mmv.deflation.comparison import MODES, available_modes, compare, zero_shot_classify
 from mmv.deflation.images import ImageSet
-from mmv.eval.retrieval import embed_manifest
+from mmv.embed import embed_manifest
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
@@ -84,7 +84,7 @@ def deflation_report(
         model: an :class:`~mmv.models.mmv.MMV` with video and text towers and a vocabulary.
         frames: ``N`` images (``[N, H, W, 3]`` in an :class:`ImageSet`).
         texts: image -> text candidates; ``text_gt`` bool ``[N, len(texts)]`` (or the other forms of
-            :func:`mmv.eval.retrieval.retrieval_metrics`): which are correct for each frame.
+            :func:`mmv.eval.ranking.retrieval_metrics`): which are correct for each frame.
         video_bank: L2-normalised S_vat video embeddings ``[M, D]``; ``video_gt`` the correct video(s) of each frame
             (:func:`own_clip_videos` gives both).
         zero_shot: ``{task: (labels [N], {class: [prompts]})}``; task names become ``zs_<task>`` columns.

@@ -1,6 +1,6 @@
 """The image items the evaluation embeds: :class:`ImageDataset` (a manifest's ``image_path`` files) and
 :class:`FramesAsImages` (the middle frame of each window of a :class:`~mmv.data.dataset.ClipDataset`), both
-yielding ``image`` uint8 ``[S, S, 3]`` items for :func:`mmv.eval.retrieval.embed_manifest`.
+yielding ``image`` uint8 ``[S, S, 3]`` items for :func:`mmv.embed.embed_manifest`.
 
 The readers of evaluation datasets (ESC-50, UCF101/HMDB51, MSR-VTT, YouCook2, class folders) are in
 :mod:`mmv.data.readers`, with every other layout; ``training.evaluate`` reads them through

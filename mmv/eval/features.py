@@ -6,7 +6,7 @@ pooled backbone output before any projection head (``d_v``: 1024 for S3D-G, 2048
 video network (spec section 6; ``mode='inflated'`` embeds the image as a static video instead).
 
 **Windows.** Clips are read by :class:`mmv.data.dataset.ClipDataset` in ``'eval'`` mode, the windowing
-:func:`mmv.eval.retrieval.embed_manifest` uses: ``num_windows`` linearly spaced windows per clip, centre crop,
+:func:`mmv.embed.embed_manifest` uses: ``num_windows`` linearly spaced windows per clip, centre crop,
 BatchNorm with running statistics. Each window's feature is kept, ``[M, W, D]`` with a mask of the windows
 read, so a probe can average the features over the windows (:meth:`Features.mean`) or the classifier scores
 (the official UCF101 script, spec section 7.1). Images from files have one window; images from a video

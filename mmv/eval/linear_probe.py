@@ -19,7 +19,7 @@ windows. Here:
   windows, as the UCF101/HMDB51 scripts do (they train on 10 augmented passes; here the windows are the
   evaluation ones, without augmentation).
 * **Top-k**: a test clip counts when fewer than k classes score *at least* as high as its true class (ties are
-  pessimistic, as in :mod:`mmv.eval.retrieval`, and independent of class order). A class absent from the
+  pessimistic, as in :mod:`mmv.eval.ranking`, and independent of class order). A class absent from the
   training labels can never be predicted: its clips count as errors. Top-5 is NaN with 5 or fewer classes.
 * **Cross-validation datasets** (ESC-50): :func:`run_probe` with ``protocol='folds'`` trains on all folds but
   one and tests on it, for each fold, and reports the mean over folds.

@@ -20,7 +20,7 @@ def read_msrvtt(csv_path: str | os.PathLike, videos_dir: str | os.PathLike, spli
 
     A CSV with only ``video_id,sentence`` (MIL-NCE's ``msrvtt_test.csv``) is accepted too, as is one listing a
     video several times (the full test set's 20 captions each): every line is a row, and
-    :func:`mmv.eval.retrieval.media_groups` later treats the rows of one video as one candidate.
+    :func:`mmv.eval.zero_shot.media_groups` later treats the rows of one video as one candidate.
 
     ``clip_id`` is ``key`` (else ``video_id``, suffixed ``#<n>`` when a video repeats); ``captions`` is one
     ``{start: 0, end: 0, text: sentence}``: the sentence describes the whole video, whose length is unknown
