@@ -142,17 +142,17 @@ def _probes(model: MMV, manifest: Path, probe_train: int, seed: int) -> dict[str
     import pandas as pd
 
     from mmv.data.manifest import load_manifest
-    from mmv.eval.features import extract_features
-    from mmv.eval.linear_probe import run_probe
+    from mmv.eval.features import FeatureOptions, extract_features
+    from mmv.eval.linear_probe import ProbeOptions, run_probe
 
     df = load_manifest(manifest)
     train = df[df["split"] == "train"].sample(n=min(probe_train, int((df["split"] == "train").sum())), random_state=0)
     df = pd.concat([train, df[df["split"].isin(["val", "test"])]]).reset_index(drop=True)
     started = time.perf_counter()
-    features = extract_features(model, df, "video", num_windows=2, batch_size=32)
+    features = extract_features(model, df, "video", FeatureOptions(num_windows=2, batch_size=32))
     out: dict[str, Any] = {"extract_s": time.perf_counter() - started, "num_train": len(train)}
     for label in PROBE_LABELS:
-        res = run_probe(features, df, label, protocol="split", classifier="svm", seed=seed)
+        res = run_probe(features, df, label, protocol="split", options=ProbeOptions(classifier="svm", seed=seed))
         out[label] = res["top1"]
     out["mean"] = sum(out[label] for label in PROBE_LABELS) / len(PROBE_LABELS)
     return out
