@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -173,11 +173,12 @@ def _samples(x: np.ndarray, mask: np.ndarray, y: np.ndarray, aggregate: str) -> 
     return x[rows, k], y[rows]
 
 
-def _scores(model: MMV, x: np.ndarray, mask: np.ndarray, aggregate: str, num_classes: int) -> np.ndarray:
-    """Decision scores ``[N, num_classes]`` per clip (window scores averaged with ``'scores'``)."""
+def _scores(clf: Any, x: np.ndarray, mask: np.ndarray, aggregate: str, num_classes: int) -> np.ndarray:
+    """Decision scores ``[N, num_classes]`` of a fitted classifier (:func:`_make`) per clip (window scores
+    averaged with ``'scores'``)."""
 
     def decide(z: np.ndarray) -> np.ndarray:
-        s = model.decision_function(z)
+        s = clf.decision_function(z)
         return np.stack([-s, s], axis=1) if s.ndim == 1 else s  # binary: one score for classes[1]
 
     if aggregate == "mean":
@@ -197,27 +198,6 @@ def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
     true = np.where(known, scores[np.arange(len(y)), np.maximum(y, 0)], np.inf)
     ahead = (scores >= true[:, None]).sum(axis=1) - 1  # the true class itself is >= itself
     return float(np.mean(known & (ahead < k))) if len(y) else float("nan")
-
-
-def _fit_scores(
-    classifier: str, grid: Sequence[float], seed: int, train: tuple, test: tuple, aggregate: str, num_classes: int
-) -> list[np.ndarray]:
-    """Fits one classifier per C of ``grid`` (ascending) on ``train = (x, mask, y)`` and returns, per C, the
-    decision scores ``[N_test, num_classes]`` of ``test = (x, mask)`` (``-inf`` for classes not in ``y``)."""
-    from sklearn.exceptions import ConvergenceWarning
-
-    xs, ys = _samples(*train, aggregate)
-    model = _make(classifier, seed)
-    out = []
-    for c in grid:
-        model[-1].set_params(C=c)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # large C on separable data: the argmax is settled
-            model.fit(xs, ys)
-        scores = np.full((len(test[0]), num_classes), -np.inf)
-        scores[:, model[-1].classes_] = _scores(model, *test, aggregate, len(model[-1].classes_))
-        out.append(scores)
-    return out
 
 
 def probe(
@@ -250,19 +230,15 @@ def probe(
     options = options or ProbeOptions()
     train = _windows(x_train, mask_train)
     test = _windows(x_test, mask_test)
-    y_train, y_test = np.asarray(list(y_train), dtype=object), np.asarray(list(y_test), dtype=object)
+    y_test = list(y_test)
     if len(y_train) != len(train[0]) or len(y_test) != len(test[0]):
         raise ValueError("probe: features and labels differ in length")
-    classes = sorted(set(y_train.tolist()), key=lambda c: (str(type(c)), c))
-    if len(classes) < 2:
-        raise ValueError(f"probe: the training labels hold {len(classes)} class(es); a classifier needs 2 or more")
-    index = {c: i for i, c in enumerate(classes)}
-    train = (*train, np.array([index[c] for c in y_train]))
-    yi_test = np.array([index.get(c, -1) for c in y_test])
+    classes, index = _class_index(y_train)
+    train = (*train, index(y_train))
+    yi_test = index(y_test)
     val = None
     if x_val is not None and y_val is not None and len(y_val):
-        yi_val = np.array([index.get(c, -1) for c in np.asarray(list(y_val), dtype=object)])
-        val = (*_windows(x_val, mask_val), yi_val)
+        val = (*_windows(x_val, mask_val), index(y_val))
 
     fit = _Fitter(options, len(classes))
     best, selection, val_top1 = fit.choose_C(train, val)
@@ -288,6 +264,15 @@ def probe(
     )
 
 
+def _class_index(y_train: Sequence[Any]) -> tuple[list[Any], Callable[[Sequence[Any]], np.ndarray]]:
+    """The training classes (sorted) and the labels -> class indices map (-1: a class not in training)."""
+    classes = sorted(set(np.asarray(list(y_train), dtype=object).tolist()), key=lambda c: (str(type(c)), c))
+    if len(classes) < 2:
+        raise ValueError(f"probe: the training labels hold {len(classes)} class(es); a classifier needs 2 or more")
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, lambda y: np.array([index.get(c, -1) for c in np.asarray(list(y), dtype=object)], dtype=np.int64)
+
+
 @dataclass
 class _Fitter:
     """Fits the probe's classifier on ``(x, mask, y)`` triples (``y``: class indices) for a C grid."""
@@ -296,9 +281,23 @@ class _Fitter:
     num_classes: int
 
     def __call__(self, grid: Sequence[float], train: tuple, test: tuple) -> list[np.ndarray]:
-        """Per C of ``grid``, the scores ``[N_test, num_classes]`` of ``test = (x, mask, ...)``."""
-        o = self.options
-        return _fit_scores(o.classifier, grid, o.seed, train, test[:2], o.aggregate, self.num_classes)
+        """Fits one classifier per C of ``grid`` (ascending) on ``train = (x, mask, y)`` and returns, per C, the
+        decision scores ``[N_test, num_classes]`` of ``test = (x, mask, ...)`` (``-inf`` for classes not in
+        ``y``)."""
+        from sklearn.exceptions import ConvergenceWarning
+
+        xs, ys = _samples(*train, self.options.aggregate)
+        clf = _make(self.options.classifier, self.options.seed)
+        out = []
+        for c in grid:
+            clf[-1].set_params(C=c)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)  # large C on separable data: argmax is settled
+                clf.fit(xs, ys)
+            scores = np.full((len(test[0]), self.num_classes), -np.inf)
+            scores[:, clf[-1].classes_] = _scores(clf, *test[:2], self.options.aggregate, len(clf[-1].classes_))
+            out.append(scores)
+        return out
 
     def choose_C(self, train: tuple, val: tuple | None) -> tuple[float, str, dict[float, float]]:
         """The C to use, how it was chosen (``'fixed'``, ``'val'``, ``'cv'``, ``'fallback'``), and the
