@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmv.deflation.calibrate import TARGETS, recalibrate
+from mmv.deflation.calibrate import TARGETS, CalibrationOptions, recalibrate
 from mmv.deflation.images import ImageSet, frames_from_manifest, load_image_folder
 
 if TYPE_CHECKING:
@@ -165,11 +165,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         source = {"images": args.images} if args.images else {"manifest": args.manifest, "split": args.split}
         try:
-            _, report = recalibrate(
-                model, train.images, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-                num_frames=args.num_frames, target=args.target, held_out=held.images, seed=args.seed,
-                progress=not args.quiet, info={**source, "skipped": len(skipped), "size": size},
-            )  # fmt: skip
+            options = CalibrationOptions(
+                steps=args.steps,
+                lr=args.lr,
+                batch_size=args.batch_size,
+                num_frames=args.num_frames,
+                target=args.target,
+                seed=args.seed,
+                progress=not args.quiet,
+            )
+            info = {**source, "skipped": len(skipped), "size": size}
+            _, report = recalibrate(model, train.images, options, held_out=held.images, info=info)
         except ValueError as e:  # e.g. an odd image size for a space-to-depth model
             print(f"error: {e}", file=sys.stderr)
             return 2

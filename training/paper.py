@@ -161,14 +161,14 @@ def _probes(model: MMV, manifest: Path, probe_train: int, seed: int) -> dict[str
 def _deflation(model: MMV, checkpoint: Path, manifest: Path, steps: int, seed: int) -> dict[str, Any]:
     """Recalibrates the deflated image network, stores it, and reports the three image embeddings."""
     from mmv.checkpoint import save_deflation
-    from mmv.deflation.calibrate import recalibrate
+    from mmv.deflation.calibrate import CalibrationOptions, recalibrate
     from mmv.deflation.images import frames_from_manifest
     from mmv.deflation.report import toyworld_report
 
     size = model.config.video.frame_size
     train = frames_from_manifest(manifest, size, split="train", max_clips=1000, seed=seed)
     held = frames_from_manifest(manifest, size, split="val", max_clips=200, seed=seed + 1)
-    _, cal = recalibrate(model, train.images, steps=steps, held_out=held.images, seed=seed, progress=False)
+    _, cal = recalibrate(model, train.images, CalibrationOptions(steps=steps, seed=seed), held_out=held.images)
     save_deflation(model, checkpoint)
     rep = toyworld_report(model, manifest, split="test")
     return {
