@@ -47,7 +47,8 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import load_average  # noqa: E402
-from mmv.data.dataset import ClipDataset, collate_clips  # noqa: E402
+from mmv.data.collate import collate_clips  # noqa: E402
+from mmv.data.dataset import ClipDataset  # noqa: E402
 from mmv.data.manifest import load_manifest  # noqa: E402
 from mmv.eval.retrieval import retrieval_metrics  # noqa: E402
 from mmv.factory import create_model, get_config  # noqa: E402

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from train_helpers import single_thread
 
 from mmv import create_model
-from mmv.data.dataset import collate_clips
+from mmv.data.collate import collate_clips
 from mmv.eval import embed_manifest, retrieval_metrics
 from mmv.eval.retrieval import ground_truth_mask, media_groups, ranks_table, retrieval_ranks, zero_shot_retrieval
 

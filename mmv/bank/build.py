@@ -44,7 +44,8 @@ from mmv.bank.project import umap_params as resolve_umap_params
 from mmv.bank.store import MODALITY_ORDER, Bank, sha256_file
 from mmv.bank.write import Vectors, write_bank
 from mmv.data import media
-from mmv.data.dataset import ClipDataset, collate_clips
+from mmv.data.collate import collate_clips
+from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import LABEL_PREFIX, label_columns, load_manifest
 from mmv.data.sampling import select_captions
 from mmv.embed import embed_sentences

@@ -145,7 +145,7 @@ def retrieval_metrics(sim: np.ndarray | torch.Tensor, gt: Any) -> dict[str, Any]
 def _loader(dataset_or_loader: Any, batch_size: int, num_workers: int) -> Iterable[dict[str, Any]]:
     if isinstance(dataset_or_loader, DataLoader):
         return dataset_or_loader
-    from mmv.data.dataset import collate_clips
+    from mmv.data.collate import collate_clips
 
     return DataLoader(
         dataset_or_loader, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate_clips
