@@ -101,8 +101,8 @@ def _train(variant: str, seed: int, steps: int, run_dir: Path, manifest: Path) -
     to how it is carried out (:data:`training.config.RUN_KEYS`); after a recipe change its folder is cleared and
     it trains again, so the table never reports runs of an older recipe.
     """
-    from training import config as config_lib
     from training import main as train_main
+    from training import recipe as recipe_lib
 
     argv = [
         "--config", str(CONFIGS / VARIANTS[variant]), "--run_dir", str(run_dir), "--seed", str(seed),
@@ -110,7 +110,7 @@ def _train(variant: str, seed: int, steps: int, run_dir: Path, manifest: Path) -
         "--data.train.0.manifest", str(manifest), "--data.val", str(manifest), "--data.num_workers", "1",
         "--eval.at_end", "false", "--log.progress", "false", "--log.tensorboard", "false", "--resume", "latest",
     ]  # fmt: skip
-    stale = stale_run(run_dir, config_lib.parse_args(argv).to_dict())
+    stale = stale_run(run_dir, recipe_lib.parse_args(argv).to_dict())
     if stale:
         print(f"{run_dir}: its recipe differs from this one ({', '.join(stale[:6])}): training it again", flush=True)
         shutil.rmtree(run_dir)
