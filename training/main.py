@@ -50,11 +50,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from mmv.checkpoint import save_checkpoint
@@ -78,10 +77,13 @@ from training.step import (
     set_conv_memory_format,
 )
 
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
+
 logger = logging.getLogger("training.main")
 
 
-def weights_digest(model: nn.Module) -> str:
+def weights_digest(model: MMV) -> str:
     """A short SHA-256 of the parameters: equal on every rank of a healthy DDP run.
 
     Buffers are left out: BatchNorm running statistics are updated from each rank's own batch (DDP copies rank
