@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from app.uploads import UploadError, ValidUpload
-from mmv.data.dataset import ClipDataset, collate_clips
+from mmv.data.collate import collate_clips
+from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import normalize_manifest
 from mmv.data.transforms import EvalVideoTransform
 

@@ -46,7 +46,7 @@ from benchmarks.model_step import random_batch  # noqa: E402
 from mmv.factory import create_model, get_config  # noqa: E402
 from mmv.losses import MMVLoss  # noqa: E402
 from mmv.threads import ThreadGovernor  # noqa: E402
-from training import config as config_lib  # noqa: E402
+from training import recipe as recipe_lib  # noqa: E402
 
 COMPETITORS: dict[str, str] = {
     "spin": "while True:\n    pass",
@@ -57,7 +57,7 @@ WORKLOADS = ("train-2", "train-auto", "bank", "app")
 
 
 def demo_model(recipe: str) -> torch.nn.Module:
-    cfg = config_lib.parse_args(["--config", recipe])
+    cfg = recipe_lib.parse_args(["--config", recipe])
     torch.manual_seed(0)
     return create_model(get_config(cfg.model.name, **cfg.model.overrides))
 

@@ -47,12 +47,13 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import load_average  # noqa: E402
-from mmv.data.dataset import ClipDataset, collate_clips  # noqa: E402
+from mmv.data.collate import collate_clips  # noqa: E402
+from mmv.data.dataset import ClipDataset  # noqa: E402
 from mmv.data.manifest import load_manifest  # noqa: E402
 from mmv.eval.ranking import retrieval_metrics  # noqa: E402
 from mmv.factory import create_model, get_config  # noqa: E402
 from mmv.toyworld import COLOURS, MOTIONS, SHAPES  # noqa: E402
-from training import config as config_lib  # noqa: E402
+from training import recipe as recipe_lib  # noqa: E402
 
 ATTRIBUTES: dict[str, tuple[str, ...]] = {"shape": SHAPES, "colour": COLOURS, "motion": MOTIONS}
 BUDGET_S = 180.0  # the demo target: 3 minutes on 2 cores
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
-    cfg = config_lib.resolve(args.config)
+    cfg = recipe_lib.resolve(args.config)
     model_cfg = get_config(cfg.model.name, **cfg.model.overrides)
     model = Classifier(create_model(model_cfg, load_word_vectors=False), args.tower)
     manifest = load_manifest(args.manifest)

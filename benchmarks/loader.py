@@ -30,7 +30,8 @@ from torch.utils.data import DataLoader  # noqa: E402
 import mmv.toyworld as toyworld  # noqa: E402
 from benchmarks.machine import load_average  # noqa: E402
 from mmv.config import AudioConfig, VideoConfig  # noqa: E402
-from mmv.data.dataset import ClipDataset, collate_clips  # noqa: E402
+from mmv.data.collate import collate_clips  # noqa: E402
+from mmv.data.dataset import ClipDataset  # noqa: E402
 from mmv.data.transforms import TrainVideoTransform  # noqa: E402
 
 

@@ -221,7 +221,7 @@ def _batches(
     if isinstance(data, DataLoader):
         loader: Iterable[dict[str, Any]] = data
     else:
-        from mmv.data.dataset import collate_clips
+        from mmv.data.collate import collate_clips
 
         has = getattr(data, "num_windows", num_windows)
         if num_windows is not None and has != num_windows:

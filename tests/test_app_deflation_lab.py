@@ -256,7 +256,7 @@ def test_a_tsm_checkpoint_works(tmp_path):
     from mmv import create_model
     from mmv.bank import Bank, BankOptions, build_bank
     from mmv.checkpoint import load_checkpoint, save_checkpoint
-    from mmv.deflation import frames_from_manifest, recalibrate
+    from mmv.deflation import CalibrationOptions, frames_from_manifest, recalibrate
     from training.build_bank import describe_toyworld_clip
 
     torch.manual_seed(0)
@@ -265,7 +265,7 @@ def test_a_tsm_checkpoint_works(tmp_path):
     tsm.vocab = vocab
     tsm.eval()
     train = frames_from_manifest(SAMPLE_MANIFEST, SIZE, split="train", max_clips=16)
-    recalibrate(tsm, train.images, steps=3, lr=1e-3, batch_size=8)
+    recalibrate(tsm, train.images, CalibrationOptions(steps=3, lr=1e-3, batch_size=8))
     directory = save_checkpoint(tsm, tmp_path / "tsm")
     model = load_checkpoint(directory).eval()
     assert model.calibrated_deflation is not None

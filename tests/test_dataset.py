@@ -12,9 +12,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from mmv.config import AudioConfig, TextConfig, VideoConfig
-from mmv.data.dataset import ClipDataset, MixedDataset, SkipCounter, collate_clips
+from mmv.data.collate import collate_clips
+from mmv.data.dataset import ClipDataset, SkipCounter
 from mmv.data.manifest import load_manifest, save_manifest
 from mmv.data.media import write_audio, write_video
+from mmv.data.mixed import MixedDataset
 from mmv.data.transforms import TrainVideoTransform
 from mmv.tokenizer import Vocabulary
 

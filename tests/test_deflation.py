@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from train_helpers import randomise_bn_, single_thread
 
 from mmv.config import NormConfig, VideoConfig
-from mmv.deflation import deflate, image_space_to_depth, inflate, mean_cosine, recalibrate
+from mmv.deflation import CalibrationOptions, deflate, image_space_to_depth, inflate, mean_cosine, recalibrate
 from mmv.deflation.networks import DeflatedSelfGating, DeflatedUnit
 from mmv.models.layers import same_pads
 from mmv.models.s3d import S3DG, SelfGating, SUnit3D, space_to_depth
@@ -237,7 +237,11 @@ def test_recalibration_improves_held_out_cosine_and_trains_only_gamma_beta(tiny_
     video_state = {k: v.clone() for k, v in model.video.state_dict().items()}
     flags = [p.requires_grad for p in model.parameters()]
     tower, report = recalibrate(
-        model, _smooth_images(48, 0), steps=20, lr=1e-2, batch_size=16, held_out=_smooth_images(16, 1), attach=False
+        model,
+        _smooth_images(48, 0),
+        CalibrationOptions(steps=20, lr=1e-2, batch_size=16),
+        held_out=_smooth_images(16, 1),
+        attach=False,
     )
     naive, calibrated = report.cosine["naive"], report.cosine["calibrated"]
     # Measured: repr 0.942 -> 0.989, S_vat 0.970 -> 0.994 (T = 4 leaves every output near the zero padding).
@@ -259,14 +263,17 @@ def test_recalibration_improves_held_out_cosine_and_trains_only_gamma_beta(tiny_
 
 def test_recalibration_is_deterministic_for_a_seed(tiny_model):
     images = _smooth_images(24, 2)
-    a, _ = recalibrate(tiny_model, images, steps=5, batch_size=8, seed=3, attach=False)
-    b, _ = recalibrate(tiny_model, images, steps=5, batch_size=8, seed=3, attach=False)
+    options = CalibrationOptions(steps=5, batch_size=8, seed=3)
+    a, _ = recalibrate(tiny_model, images, options, attach=False)
+    b, _ = recalibrate(tiny_model, images, options, attach=False)
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
         assert torch.equal(p, q), name
 
 
 def test_recalibration_rejects_bad_arguments(tiny_model):
     with pytest.raises(ValueError, match="target"):
-        recalibrate(tiny_model, _smooth_images(4, 0), steps=1, target="logits")
+        CalibrationOptions(steps=1, target="logits")
+    with pytest.raises(ValueError, match="steps must be >= 0"):
+        CalibrationOptions(steps=-1)
     with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
-        recalibrate(tiny_model, torch.zeros(4, 3, 32, 32), steps=1)
+        recalibrate(tiny_model, torch.zeros(4, 3, 32, 32), CalibrationOptions(steps=1))

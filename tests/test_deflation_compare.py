@@ -13,6 +13,7 @@ from train_helpers import SAMPLE, single_thread
 import mmv.deflation.comparison as compare_module
 from mmv.data.manifest import load_manifest
 from mmv.deflation import (
+    CalibrationOptions,
     ImageSet,
     compare,
     embed_images,
@@ -239,7 +240,7 @@ def test_toyworld_report_on_the_bundled_sample(model):
     df = load_manifest(SAMPLE)
     train = frames_from_manifest(df, 32, split="train")
     m = model
-    recalibrate(m, train.images, steps=3, batch_size=8)
+    recalibrate(m, train.images, CalibrationOptions(steps=3, batch_size=8))
     try:
         rep = toyworld_report(m, df, split="test", batch_size=8)
     finally:

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from train_helpers import single_thread
 
 from mmv.checkpoint import DEFLATION_FILE, load_checkpoint, save_checkpoint, save_deflation
-from mmv.deflation import deflate, inflate, recalibrate, video_fingerprint
+from mmv.deflation import CalibrationOptions, deflate, inflate, recalibrate, video_fingerprint
 from mmv.factory import create_model
 from mmv.models.mmv import MMV
 
@@ -34,7 +34,8 @@ def _images(n: int = 6, seed: int = 0) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def calibrated():
     model = _model()
-    recalibrate(model, _images(24, 1), steps=6, batch_size=8, held_out=_images(6, 2), info={"data": "noise"})
+    options = CalibrationOptions(steps=6, batch_size=8)
+    recalibrate(model, _images(24, 1), options, held_out=_images(6, 2), info={"data": "noise"})
     return model
 
 

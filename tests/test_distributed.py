@@ -83,12 +83,24 @@ def _leaves(batch: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tens
 
 
 LOSS = {"temperature": 0.1, "lambda_va": 1.0, "lambda_vt": 0.5}
+# Two budgets, because starting is slow and running is not. Each rank is a fresh interpreter that imports torch
+# (a few seconds on an idle machine, close to a minute on a loaded 2-core one): joining the group may take up to
+# STARTUP_S, also the gloo rendezvous's timeout, since one rank can arrive long after the other. The run itself
+# takes a second or two; RUN_S, counted from when both ranks have joined, turns a hang into a failure. (A single
+# 60 s deadline from the spawn made the test fail on a busy machine while nothing was wrong.)
+STARTUP_S = 600.0
+RUN_S = 60.0
 
 
 def _worker(rank_: int, store: str, out_dir: str) -> None:
     dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank_, world_size=WORLD, timeout=datetime.timedelta(seconds=60)
+        "gloo",
+        init_method=f"file://{store}",
+        rank=rank_,
+        world_size=WORLD,
+        timeout=datetime.timedelta(seconds=STARTUP_S),
     )
+    (Path(out_dir) / f"joined{rank_}").touch()
     try:
         torch.set_num_threads(1)
         result: dict = {"rank": rank(), "world_size": world_size(), "is_distributed": is_distributed()}
@@ -130,14 +142,19 @@ def _worker(rank_: int, store: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _spawn(tmp_path: Path, deadline_s: float = 60.0) -> list[dict]:
+def _spawn(tmp_path: Path) -> list[dict]:
+    """Runs :func:`_worker` on WORLD ranks: STARTUP_S to join the group, then RUN_S to finish."""
     ctx = mp.spawn(_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD, join=False)
-    end = time.monotonic() + deadline_s
+    joined = [tmp_path / f"joined{r}" for r in range(WORLD)]
+    stage, end = f"join the process group within {STARTUP_S} s", time.monotonic() + STARTUP_S
+    running = False
     while not ctx.join(timeout=1.0):
+        if not running and all(p.exists() for p in joined):
+            running, stage, end = True, f"finish within {RUN_S} s of joining the group", time.monotonic() + RUN_S
         if time.monotonic() > end:
             for p in ctx.processes:
                 p.kill()
-            pytest.fail(f"the {WORLD}-process run did not finish within {deadline_s} s")
+            pytest.fail(f"the {WORLD}-process run did not {stage}")
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
 
 

@@ -17,7 +17,14 @@ from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest
 from mmv.data.media import write_video
 from mmv.eval.datasets import read_image
-from mmv.eval.features import Features, extract_features, load_features, model_fingerprint, save_features
+from mmv.eval.features import (
+    FeatureOptions,
+    Features,
+    extract_features,
+    load_features,
+    model_fingerprint,
+    save_features,
+)
 
 T, S = 4, 32
 
@@ -46,7 +53,7 @@ class Calls:
 
 
 def test_video_features_are_each_windows_repr(model, clips) -> None:
-    f = extract_features(model, clips, "video", num_windows=2, batch_size=5)
+    f = extract_features(model, clips, "video", FeatureOptions(num_windows=2, batch_size=5))
     assert f.features.shape == (6, 2, model.video.output_dim) and f.features.dtype == np.float32
     assert f.mask.all() and f.clip_id == clips["clip_id"].tolist() and not f.from_cache
     data = ClipDataset(clips, video_cfg=model.config.video, mode="eval", num_windows=2)
@@ -60,16 +67,17 @@ def test_video_features_are_each_windows_repr(model, clips) -> None:
 
 def test_the_cache_is_hit_without_running_the_model(model, clips, tmp_path: Path) -> None:
     calls = Calls(model.audio)
-    first = extract_features(model, clips, "audio", num_windows=2, cache_dir=tmp_path)
+    two = FeatureOptions(num_windows=2, cache_dir=tmp_path)
+    first = extract_features(model, clips, "audio", two)
     assert calls.n > 0 and not first.from_cache and Path(first.path).parent == tmp_path
     calls.n = 0
-    second = extract_features(model, clips, "audio", num_windows=2, cache_dir=tmp_path)
+    second = extract_features(model, clips, "audio", two)
     assert calls.n == 0 and second.from_cache and second.path == first.path
     np.testing.assert_array_equal(second.features, first.features)
     np.testing.assert_array_equal(second.mask, first.mask)
     # Other windows, other clips, other weights: another key, the model runs again.
-    assert not extract_features(model, clips, "audio", num_windows=1, cache_dir=tmp_path).from_cache
-    assert not extract_features(model, clips.iloc[:3], "audio", num_windows=2, cache_dir=tmp_path).from_cache
+    assert not extract_features(model, clips, "audio", FeatureOptions(num_windows=1, cache_dir=tmp_path)).from_cache
+    assert not extract_features(model, clips.iloc[:3], "audio", two).from_cache
     calls.handle.remove()
     changed = create_model("tiny_fac", video={"num_frames": T, "frame_size": S}, audio={"duration": 1.0}).eval()
     changed.load_state_dict(model.state_dict())
@@ -77,7 +85,7 @@ def test_the_cache_is_hit_without_running_the_model(model, clips, tmp_path: Path
     with torch.no_grad():
         next(changed.audio.parameters()).add_(0.01)
     assert model_fingerprint(changed) != model_fingerprint(model)
-    assert not extract_features(changed, clips, "audio", num_windows=2, cache_dir=tmp_path).from_cache
+    assert not extract_features(changed, clips, "audio", two).from_cache
     assert len(list(tmp_path.glob("audio-*.safetensors"))) == 4
 
 
@@ -86,11 +94,12 @@ def test_a_changed_media_file_is_a_cache_miss(model, tmp_path: Path) -> None:
     path = tmp_path / "a.mp4"
     write_video(path, frames, 4.0)
     df = pd.DataFrame({"clip_id": ["a"], "video_path": [str(path)], "start": [0.0], "end": [np.nan], "split": ["test"]})
-    assert not extract_features(model, df, num_windows=1, cache_dir=tmp_path).from_cache
-    assert extract_features(model, df, num_windows=1, cache_dir=tmp_path).from_cache
+    one = FeatureOptions(num_windows=1, cache_dir=tmp_path)
+    assert not extract_features(model, df, "video", one).from_cache
+    assert extract_features(model, df, "video", one).from_cache
     write_video(path, frames + 200, 4.0)  # re-encoded: new size and modification time
     os.utime(path, ns=(1, 1))
-    assert not extract_features(model, df, num_windows=1, cache_dir=tmp_path).from_cache
+    assert not extract_features(model, df, "video", one).from_cache
 
 
 def test_unreadable_windows_are_masked(model, clips, tmp_path: Path) -> None:
@@ -100,13 +109,13 @@ def test_unreadable_windows_are_masked(model, clips, tmp_path: Path) -> None:
     df.loc[1, "video_path"] = str(silent)
     df.loc[2] = df.loc[0]
     df.loc[2, ["clip_id", "video_path"]] = ["missing", str(tmp_path / "nope.mp4")]
-    audio = extract_features(model, df, "audio", num_windows=2)
+    audio = extract_features(model, df, "audio", FeatureOptions(num_windows=2))
     assert audio.mask.tolist() == [[True, True], [False, False], [False, False]]
     assert audio.valid.tolist() == [True, False, False] and not audio.features[1:].any()
-    video = extract_features(model, df, "video", num_windows=2)
+    video = extract_features(model, df, "video", FeatureOptions(num_windows=2))
     assert video.valid.tolist() == [True, True, False]
     with pytest.raises(ValueError, match="no audio window of any"):
-        extract_features(model, df.iloc[1:], "audio", num_windows=1)
+        extract_features(model, df.iloc[1:], "audio", FeatureOptions(num_windows=1))
 
 
 def test_image_features_from_files_and_frames(model, clips, tmp_path: Path) -> None:
@@ -119,13 +128,13 @@ def test_image_features_from_files_and_frames(model, clips, tmp_path: Path) -> N
         paths.append(str(tmp_path / f"{i}.png"))
         cv2.imwrite(paths[-1], image[..., ::-1])
     df = pd.DataFrame({"clip_id": ["x", "y"], "image_path": paths, "split": ["train", "test"]})
-    f = extract_features(model, df, "image", image_mode="naive")
+    f = extract_features(model, df, "image", FeatureOptions(image_mode="naive"))
     assert f.features.shape == (2, 1, model.video.output_dim) and f.params["image_source"] == "files"
     with torch.no_grad():
         ref = model.encode_image(torch.stack([read_image(p, S) for p in paths]), mode="naive")["repr"].numpy()
     np.testing.assert_allclose(f.features[:, 0], ref, rtol=1e-4, atol=1e-5)
     # A video manifest gives the middle frame of each window.
-    frames = extract_features(model, clips.iloc[:2], "image", num_windows=2, image_mode="naive")
+    frames = extract_features(model, clips.iloc[:2], "image", FeatureOptions(num_windows=2, image_mode="naive"))
     data = ClipDataset(clips.iloc[:2], video_cfg=model.config.video, mode="eval", num_windows=2)
     with torch.no_grad():
         middle = data[3]["video"][T // 2]

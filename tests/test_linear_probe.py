@@ -11,7 +11,15 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from mmv.eval.features import Features
-from mmv.eval.linear_probe import C_GRID, label_column, probe, resolve_protocol, run_probe, topk_accuracy
+from mmv.eval.linear_probe import (
+    C_GRID,
+    ProbeOptions,
+    label_column,
+    probe,
+    resolve_protocol,
+    run_probe,
+    topk_accuracy,
+)
 
 
 def separable(n: int, classes: int = 4, dim: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -21,6 +29,9 @@ def separable(n: int, classes: int = 4, dim: int = 64, seed: int = 0) -> tuple[n
     x = rng.normal(size=(n, dim))
     x[np.arange(n), y] += 8.0
     return x, np.array([f"class{c}" for c in y], dtype=object)
+
+
+C_001 = ProbeOptions(C=0.01)
 
 
 # ---------------------------------------------------------------------------------------------- top-k
@@ -50,14 +61,14 @@ def test_topk_on_planted_scores() -> None:
 @pytest.mark.parametrize("classifier", ["svm", "logreg"])
 def test_separable_features_reach_100_percent(classifier: str) -> None:
     x, y = separable(400)
-    r = probe(x[:300], y[:300], x[300:], y[300:], classifier=classifier)
+    r = probe(x[:300], y[:300], x[300:], y[300:], options=ProbeOptions(classifier))
     assert (r.top1, r.selection, r.num_train, r.num_test) == (1.0, "cv", 300, 100)
     assert np.isnan(r.top5) and r.classes == ["class0", "class1", "class2", "class3"]
     assert set(r.val_top1) == set(C_GRID) and r.predictions == list(y[300:])
     # With a validation split, C is chosen on it; with one C there is no search.
-    v = probe(x[:200], y[:200], x[300:], y[300:], x_val=x[200:300], y_val=y[200:300], classifier=classifier)
+    v = probe(x[:200], y[:200], x[300:], y[300:], x_val=x[200:300], y_val=y[200:300], options=ProbeOptions(classifier))
     assert (v.top1, v.selection, v.num_val) == (1.0, "val", 100)
-    f = probe(x[:300], y[:300], x[300:], y[300:], C=0.001, classifier=classifier)
+    f = probe(x[:300], y[:300], x[300:], y[300:], options=ProbeOptions(classifier, C=0.001))
     assert (f.top1, f.C, f.selection, f.val_top1) == (1.0, 0.001, "fixed", {})
 
 
@@ -65,7 +76,7 @@ def test_random_labels_stay_at_chance() -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(1600, 32))
     y = rng.integers(0, 4, 1600)
-    r = probe(x[:800], y[:800], x[800:], y[800:], C=[1e-3, 1e-1])
+    r = probe(x[:800], y[:800], x[800:], y[800:], options=ProbeOptions(C=[1e-3, 1e-1]))
     assert abs(r.top1 - 0.25) < 0.06  # 800 test clips: the standard error of chance is 0.015
 
 
@@ -73,7 +84,7 @@ def test_top5_and_unseen_classes() -> None:
     x, y = separable(240, classes=8)
     y_test = y[200:].copy()
     y_test[:5] = "never_trained"  # classes absent from training can never be predicted
-    r = probe(x[:200], y[:200], x[200:], y_test, C=0.01)
+    r = probe(x[:200], y[:200], x[200:], y_test, options=ProbeOptions(C=0.01))
     assert r.top1 == pytest.approx(35 / 40) and r.top5 == pytest.approx(35 / 40)
     assert len(r.classes) == 8
 
@@ -88,8 +99,8 @@ def test_window_scores_are_averaged_like_the_reference() -> None:
     mask = np.ones((n, w), dtype=bool)
     mask[::4, 2] = False  # some windows unread
     x_masked = np.where(mask[..., None], x, 1e6)  # what a masked window holds must not matter
-    r = probe(x_masked[:80], y[:80], x_masked[80:], y[80:], mask_train=mask[:80], mask_test=mask[80:], C=0.01,
-              aggregate="scores")  # fmt: skip
+    r = probe(x_masked[:80], y[:80], x_masked[80:], y[80:], mask_train=mask[:80], mask_test=mask[80:],
+              options=ProbeOptions(C=0.01, aggregate="scores"))  # fmt: skip
     # Naive reference: a pipeline fitted on every read window, decision scores averaged per clip.
     ref = make_pipeline(StandardScaler(), LinearSVC(C=0.01, dual="auto", max_iter=2000, random_state=0))
     rows, k = np.nonzero(mask[:80])
@@ -98,9 +109,9 @@ def test_window_scores_are_averaged_like_the_reference() -> None:
     assert r.predictions == scores.argmax(1).tolist()
     assert r.top1 == pytest.approx(np.mean(scores.argmax(1) == y[80:]))
     # 'mean' averages the window features first: the same as probing the per-clip means.
-    m = probe(x_masked[:80], y[:80], x_masked[80:], y[80:], mask_train=mask[:80], mask_test=mask[80:], C=0.01)
+    m = probe(x_masked[:80], y[:80], x_masked[80:], y[80:], mask_train=mask[:80], mask_test=mask[80:], options=C_001)
     means = (x * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-    assert m.predictions == probe(means[:80], y[:80], means[80:], y[80:], C=0.01).predictions
+    assert m.predictions == probe(means[:80], y[:80], means[80:], y[80:], options=C_001).predictions
 
 
 def test_bad_inputs_are_refused() -> None:
@@ -110,7 +121,11 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         probe(x, y[:10], x, y)
     with pytest.raises(ValueError, match="classifier"):
-        probe(x, y, x, y, classifier="knn")
+        probe(x, y, x, y, options=ProbeOptions(classifier="knn"))
+    with pytest.raises(ValueError, match="aggregate"):
+        ProbeOptions(aggregate="max")
+    with pytest.raises(ValueError, match="> 0"):
+        ProbeOptions(C=[0.1, 0.0])
     with pytest.raises(ValueError, match="NaN"):
         probe(np.full_like(x, np.nan), y, x, y)
     with pytest.raises(ValueError, match="no window"):
@@ -147,14 +162,14 @@ def test_run_probe_split_protocol() -> None:
 def test_run_probe_folds_protocol_is_the_mean_of_leave_one_fold_out() -> None:
     features, df = _planted(folds=True)
     assert resolve_protocol(df) == "folds"
-    out = run_probe(features, df, "label_kind", C=0.01)
+    out = run_probe(features, df, "label_kind", options=C_001)
     assert [f["fold"] for f in out["folds"]] == [1, 2, 3, 4, 5]
     usable = df["label_kind"].notna().to_numpy() & features.valid
     for f in out["folds"]:  # the reference: each fold probed by hand
         test = usable & (df["fold"] == f["fold"]).to_numpy()
         train = usable & ~test
         x = features.features[:, 0]
-        ref = probe(x[train], df["label_kind"][train], x[test], df["label_kind"][test], C=0.01)
+        ref = probe(x[train], df["label_kind"][train], x[test], df["label_kind"][test], options=C_001)
         assert (f["top1"], f["num_train"], f["num_test"]) == (ref.top1, ref.num_train, ref.num_test)
     assert out["top1"] == pytest.approx(np.mean([f["top1"] for f in out["folds"]]))
     with pytest.raises(ValueError, match="no label column 'colour'"):

@@ -11,7 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from mmv.config import AudioConfig, TextConfig, VideoConfig
-from mmv.data.dataset import ClipDataset, collate_clips
+from mmv.data.collate import collate_clips
+from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest, save_manifest
 from mmv.data.media import write_audio, write_video
 from mmv.data.memory_cache import CachedClipDataset

@@ -117,18 +117,19 @@ def test_make_paper_on_the_bundled_samples_trains_evaluates_and_writes_the_table
 
 def test_a_finished_run_of_another_recipe_is_stale_and_one_of_the_same_recipe_is_not(tmp_path):
     from training import config as config_lib
+    from training import recipe as recipe_lib
 
     recipe = str(paper.CONFIGS / paper.VARIANTS["fac"])
-    wanted = config_lib.parse_args(["--config", recipe, "--run_dir", str(tmp_path / "r")]).to_dict()
+    wanted = recipe_lib.parse_args(["--config", recipe, "--run_dir", str(tmp_path / "r")]).to_dict()
     run = tmp_path / "r"
     assert paper.stale_run(run, wanted) == []  # nothing there yet
     run.mkdir()
     (run / "summary.json").write_text("{}")
     assert paper.stale_run(run, wanted) == ["config.yaml"]  # a run that cannot say its recipe
-    same = config_lib.parse_args(["--config", recipe, "--log.progress", "false", "--train.checkpoint_every", "7"])
+    same = recipe_lib.parse_args(["--config", recipe, "--log.progress", "false", "--train.checkpoint_every", "7"])
     (run / "config.yaml").write_text(config_lib.dump(same))
     assert paper.stale_run(run, wanted) == []  # only how it was carried out differs
-    other = config_lib.parse_args(["--config", recipe, "--optim.lr", "0.123", "--train.steps", "9"])
+    other = recipe_lib.parse_args(["--config", recipe, "--optim.lr", "0.123", "--train.steps", "9"])
     (run / "config.yaml").write_text(config_lib.dump(other))
     assert paper.stale_run(run, wanted) == ["optim.lr", "train.steps"]
 

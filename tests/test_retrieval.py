@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from train_helpers import single_thread
 
 from mmv import create_model
-from mmv.data.dataset import collate_clips
+from mmv.data.collate import collate_clips
 from mmv.embed import embed_manifest
 from mmv.eval.ranking import ground_truth_mask, retrieval_metrics, retrieval_ranks
 from mmv.eval.zero_shot import media_groups, ranks_table, zero_shot_retrieval

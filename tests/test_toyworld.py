@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +221,33 @@ def test_manifest_schema(generated: Path) -> None:
     df = load_manifest(generated / "manifest.parquet")  # the library reader accepts it
     assert list(df["split"]).count("train") == round(0.8 * 12) and list(df["split"]).count("val") == 1
     assert df["video_path"].map(lambda p: Path(p).is_file()).all()
+
+
+def test_a_dead_worker_fails_generation_at_once() -> None:
+    """A worker killed mid-chunk (OOM, SIGKILL) raises WorkerDied naming the clips, instead of a pool that waits
+    forever for the results it held. Run in a child process so that a regression fails on the timeout."""
+    script = (
+        "import toyworld_helpers as h\n"
+        "from mmv.toyworld.generate import run_jobs\n"
+        "run_jobs(h.killed_at_clip_12, [(i, 0, h.CFG, '') for i in range(40)], 2)\n"
+    )
+    tests = Path(__file__).resolve().parent
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent), os.environ.get("PYTHONPATH", "")]),
+    }
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=tests, env=env, capture_output=True, text=True, timeout=120
+    )
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1, proc.stderr
+    match = re.search(
+        r"WorkerDied: .* died .* while making clip (\d{6}) or a later one: clips \1 to 000039", proc.stderr
+    )
+    assert match, proc.stderr
+    assert int(match.group(1)) <= 12  # the clips before the first one named came back
+    assert elapsed < 60, elapsed
 
 
 def test_generation_is_deterministic(generated: Path, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from mmv.factory import get_config
 from mmv.losses import MMVLoss
 from training import config as config_lib
 from training import distributed
+from training import recipe as recipe_lib
 from training.checkpointing import read_state
 from training.main import main
 from training.step import TrainStep, WarmupCosine, autocast, grad_scaler, param_groups, set_conv_memory_format
@@ -38,7 +39,7 @@ def _one_thread():
 
 
 def test_dotted_overrides_parse_yaml_values_into_typed_fields() -> None:
-    cfg = config_lib.parse_args(
+    cfg = recipe_lib.parse_args(
         [
             "--optim.lr", "1e-3", "--data.batch_size=8", "--train.compile", "--dist.sync-bn", "true",
             "--data.train", "[{manifest: a.parquet}, {manifest: b.parquet, proportion: 3}]",
@@ -67,7 +68,7 @@ def test_dotted_overrides_parse_yaml_values_into_typed_fields() -> None:
 )
 def test_bad_keys_and_values_are_errors_that_name_the_key(args: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
-        config_lib.parse_args(args)
+        recipe_lib.parse_args(args)
 
 
 def test_extends_merges_mappings_replaces_lists_and_refuses_cycles(tmp_path: Path) -> None:
@@ -77,35 +78,35 @@ def test_extends_merges_mappings_replaces_lists_and_refuses_cycles(tmp_path: Pat
     (tmp_path / "sub").mkdir()
     child = "extends: ../base.yaml\noptim: {lr: 0.25}\ndata: {train: [{manifest: c}]}\n"
     (tmp_path / "sub" / "child.yaml").write_text(child)
-    cfg = config_lib.resolve(tmp_path / "sub" / "child.yaml", [("optim.warmup_steps", 9)])
+    cfg = recipe_lib.resolve(tmp_path / "sub" / "child.yaml", [("optim.warmup_steps", 9)])
     assert (cfg.optim.lr, cfg.optim.warmup_steps, cfg.data.batch_size) == (0.25, 9, 3)
     assert [s.manifest for s in cfg.data.train] == ["c"]
     (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     with pytest.raises(ValueError, match="cycle"):
-        config_lib.resolve(tmp_path / "a.yaml")
+        recipe_lib.resolve(tmp_path / "a.yaml")
 
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in CONFIGS.glob("*.yaml")))
 def test_every_recipe_resolves_and_builds_a_valid_model_config(recipe: str) -> None:
-    cfg = config_lib.resolve(CONFIGS / recipe)
+    cfg = recipe_lib.resolve(CONFIGS / recipe)
     model_cfg = get_config(cfg.model.name, **cfg.model.overrides)
     assert cfg.data.train and model_cfg.graph in ("shared", "disjoint", "fac", "fac_relu", "fac_bnrelu")
     assert yaml.safe_load(config_lib.dump(cfg)) == cfg.to_dict()  # the written config reads back the same
 
 
 def test_paper_recipes_and_ablations() -> None:
-    s3d = config_lib.resolve(CONFIGS / "s3d_howto_audioset.yaml")
+    s3d = recipe_lib.resolve(CONFIGS / "s3d_howto_audioset.yaml")
     assert (s3d.optim.lr, s3d.optim.warmup_steps, s3d.loss.temperature) == (0.002, 5000, 0.07)
     assert (s3d.train.precision, s3d.dist.sync_bn, s3d.data.num_captions) == ("bf16", True, 4)
     assert sorted(s.manifest.split("/")[-1] for s in s3d.data.train) == ["audioset.parquet", "howto100m.parquet"]
     graphs = {}
     for name in ("shared", "disjoint", "fac"):
-        cfg = config_lib.resolve(CONFIGS / f"ablation_{name}.yaml")
+        cfg = recipe_lib.resolve(CONFIGS / f"ablation_{name}.yaml")
         graphs[name] = get_config(cfg.model.name, **cfg.model.overrides).graph
     assert graphs == {"shared": "shared", "disjoint": "disjoint", "fac": "fac_relu"}
-    nce = config_lib.resolve(CONFIGS / "ablation_nce_text.yaml")
-    mil = config_lib.resolve(CONFIGS / "ablation_fac.yaml")
+    nce = recipe_lib.resolve(CONFIGS / "ablation_nce_text.yaml")
+    mil = recipe_lib.resolve(CONFIGS / "ablation_fac.yaml")
     assert (nce.data.num_captions, mil.data.num_captions) == (1, 4)
 
 
@@ -245,7 +246,7 @@ def test_run_writes_config_metrics_checkpoints_model_and_evaluates(tmp_path: Pat
         assert float(r["loss"]) == pytest.approx(float(r["va_loss"]) + float(r["vt_loss"]), rel=1e-5)
 
     written = yaml.safe_load((run / "config.yaml").read_text())
-    assert written == config_lib.parse_args(argv).to_dict()
+    assert written == recipe_lib.parse_args(argv).to_dict()
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_2.pt", "step_3.pt"]
     state = read_state(run / "checkpoints" / "step_3.pt")
     assert (state["step"], state["batches"], state["config"]) == (3, 3, written)

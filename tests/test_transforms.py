@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmv.data import color as C
 from mmv.data import transforms as T
 
 
@@ -129,25 +130,25 @@ def test_scale_jitter_factors() -> None:
 
 def test_identity_colour_parameters_change_nothing() -> None:
     video = _ramp_video()
-    assert torch.equal(T.apply_color(video, T.IDENTITY_COLOR), video.clamp(0, 1))
+    assert torch.equal(C.apply_color(video, C.IDENTITY_COLOR), video.clamp(0, 1))
     u8 = (video * 255).to(torch.uint8)
-    assert T.apply_color_uint8(u8, T.IDENTITY_COLOR) is u8
+    assert C.apply_color_uint8(u8, C.IDENTITY_COLOR) is u8
     # The batched path computes every step; identity parameters still give the clip back.
     batch = torch.stack([video, video * 0.5])
-    params = torch.tensor([T.IDENTITY_COLOR, T.IDENTITY_COLOR])
-    torch.testing.assert_close(T.apply_color(batch, params), batch.clamp(0, 1), atol=1e-6, rtol=0)
+    params = torch.tensor([C.IDENTITY_COLOR, C.IDENTITY_COLOR])
+    torch.testing.assert_close(C.apply_color(batch, params), batch.clamp(0, 1), atol=1e-6, rtol=0)
 
 
 def test_brightness_adds_exactly() -> None:
     video = _ramp_video() * 0.5
-    out = T.apply_color(video, (0.1, 1.0, 1.0, 0.0))
+    out = C.apply_color(video, (0.1, 1.0, 1.0, 0.0))
     assert torch.equal(out, (video + 0.1).clamp(0, 1))
-    assert torch.equal(T.adjust_brightness(video, -0.2), video - 0.2)
+    assert torch.equal(C.adjust_brightness(video, -0.2), video - 0.2)
 
 
 def test_contrast_scales_around_each_frames_channel_mean() -> None:
     video = _ramp_video()
-    out = T.adjust_contrast(video, 1.3)
+    out = C.adjust_contrast(video, 1.3)
     mean = video.mean(dim=(1, 2), keepdim=True)
     torch.testing.assert_close(out, (video - mean) * 1.3 + mean, atol=1e-6, rtol=0)
     torch.testing.assert_close(out.mean(dim=(1, 2)), video.mean(dim=(1, 2)), atol=1e-6, rtol=0)
@@ -156,66 +157,66 @@ def test_contrast_scales_around_each_frames_channel_mean() -> None:
 @pytest.mark.parametrize("delta", [0.13, -0.2, 0.5, -0.75])
 def test_hue_matches_colorsys(delta: float) -> None:
     video = torch.rand(2, 6, 5, 3, dtype=torch.float64)
-    torch.testing.assert_close(T.adjust_hue(video, delta), _colorsys_reference(video, hue=delta), atol=1e-12, rtol=0)
+    torch.testing.assert_close(C.adjust_hue(video, delta), _colorsys_reference(video, hue=delta), atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("delta", [0.0, 1.0, -1.0])
 def test_hue_whole_turns_are_identity(delta: float) -> None:
     video = _ramp_video()
-    torch.testing.assert_close(T.adjust_hue(video, delta), video, atol=2e-6, rtol=0)
+    torch.testing.assert_close(C.adjust_hue(video, delta), video, atol=2e-6, rtol=0)
 
 
 def test_hue_keeps_min_and_max_outside_unit_range() -> None:
     video = torch.rand(3, 8, 8, 3) * 1.4 - 0.2  # brightness-shifted values, as before the final clip
-    out = T.adjust_hue(video, 0.3)
+    out = C.adjust_hue(video, 0.3)
     torch.testing.assert_close(out.amax(-1), video.amax(-1), atol=1e-6, rtol=0)
     torch.testing.assert_close(out.amin(-1), video.amin(-1), atol=1e-6, rtol=0)
-    assert torch.equal(T.adjust_hue(torch.full((1, 2, 2, 3), 0.4), 0.3), torch.full((1, 2, 2, 3), 0.4))  # grey
+    assert torch.equal(C.adjust_hue(torch.full((1, 2, 2, 3), 0.4), 0.3), torch.full((1, 2, 2, 3), 0.4))  # grey
 
 
 @pytest.mark.parametrize("factor", [0.0, 0.6, 1.4, 3.0])
 def test_saturation_matches_colorsys(factor: float) -> None:
     video = torch.rand(2, 6, 5, 3, dtype=torch.float64)
     torch.testing.assert_close(
-        T.adjust_saturation(video, factor), _colorsys_reference(video, saturation=factor), atol=1e-12, rtol=0
+        C.adjust_saturation(video, factor), _colorsys_reference(video, saturation=factor), atol=1e-12, rtol=0
     )
 
 
 def test_saturation_of_non_positive_value_is_grey() -> None:
     pixel = torch.tensor([[[[-0.1, -0.3, -0.2]]]])
-    torch.testing.assert_close(T.adjust_saturation(pixel, 1.2), torch.full_like(pixel, -0.1))
+    torch.testing.assert_close(C.adjust_saturation(pixel, 1.2), torch.full_like(pixel, -0.1))
 
 
 def test_apply_color_order_and_batching() -> None:
     video = _ramp_video()
     params = torch.tensor([0.05, 1.3, 0.7, 0.15])
-    expected = T.adjust_hue(T.adjust_contrast(T.adjust_saturation(video + 0.05, 1.3), 0.7), 0.15).clamp(0, 1)
-    torch.testing.assert_close(T.apply_color(video, params), expected, atol=1e-6, rtol=0)
+    expected = C.adjust_hue(C.adjust_contrast(C.adjust_saturation(video + 0.05, 1.3), 0.7), 0.15).clamp(0, 1)
+    torch.testing.assert_close(C.apply_color(video, params), expected, atol=1e-6, rtol=0)
     other = torch.tensor([-0.1, 0.6, 1.4, -0.2])
-    batch = T.apply_color(torch.stack([video, video.flip(1)]), torch.stack([params, other]))
+    batch = C.apply_color(torch.stack([video, video.flip(1)]), torch.stack([params, other]))
     torch.testing.assert_close(batch[0], expected, atol=1e-6, rtol=0)
-    torch.testing.assert_close(batch[1], T.apply_color(video.flip(1), other), atol=1e-6, rtol=0)
+    torch.testing.assert_close(batch[1], C.apply_color(video.flip(1), other), atol=1e-6, rtol=0)
     u8 = (video * 255).round().to(torch.uint8)
-    assert torch.equal(T.apply_color_uint8(u8, params), T.to_uint8(T.apply_color(T.to_float(u8), params)))
+    assert torch.equal(C.apply_color_uint8(u8, params), C.to_uint8(C.apply_color(C.to_float(u8), params)))
 
 
 def test_sample_color_params_ranges_and_probability() -> None:
     rng = np.random.default_rng(0)
-    draws = torch.stack([T.sample_color_params(rng, p=0.8) for _ in range(2000)])
-    identity = torch.tensor(T.IDENTITY_COLOR)
+    draws = torch.stack([C.sample_color_params(rng, p=0.8) for _ in range(2000)])
+    identity = torch.tensor(C.IDENTITY_COLOR)
     applied = draws[~(draws == identity).all(dim=1)]
     assert abs(len(applied) / 2000 - 0.8) < 0.03
     assert applied[:, 0].abs().max() <= 32 / 255 + 1e-6
     for col, (lo, hi) in ((1, (0.6, 1.4)), (2, (0.6, 1.4)), (3, (-0.2, 0.2))):
         assert lo - 1e-6 <= applied[:, col].min() and applied[:, col].max() <= hi + 1e-6
-    assert torch.equal(T.sample_color_params(rng, p=0.0), identity)
+    assert torch.equal(C.sample_color_params(rng, p=0.0), identity)
 
 
 def test_color_augment_stays_in_unit_range() -> None:
     video = _ramp_video(step=0.05)
     rng = np.random.default_rng(1)
     for _ in range(20):
-        out = T.color_augment(video, rng, p=1.0)
+        out = C.color_augment(video, rng, p=1.0)
         assert out.shape == video.shape and out.min() >= 0 and out.max() <= 1
 
 
@@ -233,7 +234,7 @@ def test_train_transform_shapes_determinism_and_deferred_colour() -> None:
     plain, params = deferred(video, np.random.default_rng([1, 2, 3]))
     assert params.shape == (4,) and params.dtype == torch.float32
     # Same draws: applying the returned parameters reproduces the in-loader result up to uint8 rounding.
-    assert torch.equal(T.apply_color_uint8(plain, params), a)
+    assert torch.equal(C.apply_color_uint8(plain, params), a)
     no_colour = T.TrainVideoTransform(24, color_prob=0.0)(video, np.random.default_rng([1, 2, 3]))
     assert torch.equal(no_colour, plain)
     flipped = T.TrainVideoTransform(24, color_prob=0.0, flip_prob=1.0)(video, np.random.default_rng([1, 2, 3]))
@@ -260,6 +261,6 @@ def test_module_wrappers_match_functions() -> None:
     params = torch.tensor([[0.1, 1.2, 0.8, 0.1], [0.0, 1.0, 1.0, 0.0]])
     out = T.ColorAugment()(batch, params)
     assert out.shape == batch.shape
-    torch.testing.assert_close(out, T.apply_color(batch, params))
+    torch.testing.assert_close(out, C.apply_color(batch, params))
     assert T.ColorAugment(p=0.0)(video, rng=np.random.default_rng(0)).equal(video.clamp(0, 1))
-    assert math.isclose(T.BRIGHTNESS_DELTA, 32 / 255)
+    assert math.isclose(C.BRIGHTNESS_DELTA, 32 / 255)

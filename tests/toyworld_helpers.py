@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import cv2
 import numpy as np
 
@@ -63,3 +66,11 @@ def relative_level(freqs: np.ndarray, mag: np.ndarray, hz: float) -> float:
 
 def rms_db(x: np.ndarray) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-12))
+
+
+def killed_at_clip_12(job: tuple) -> int:
+    """A toy-world job (``mmv.toyworld.generate.run_jobs``) whose worker dies at clip 12 as if killed for memory
+    (``SIGKILL``); the other jobs return their clip's index."""
+    if job[0] == 12:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return job[0]

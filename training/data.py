@@ -21,9 +21,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from mmv.config import MMVConfig
-from mmv.data.dataset import ClipDataset, MixedDataset, SkipCounter, collate_clips, merged_bad_samples
+from mmv.data.collate import collate_clips
+from mmv.data.dataset import ClipDataset, SkipCounter, merged_bad_samples
 from mmv.data.manifest import load_manifest
 from mmv.data.memory_cache import CachedClipDataset
+from mmv.data.mixed import MixedDataset
 from mmv.data.transforms import TrainVideoTransform
 from mmv.tokenizer import Vocabulary
 from training.config import Config, DataSource

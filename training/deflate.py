@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmv.deflation.calibrate import TARGETS, recalibrate
+from mmv.deflation.calibrate import TARGETS, CalibrationOptions, recalibrate
 from mmv.deflation.images import ImageSet, frames_from_manifest, load_image_folder
 
 if TYPE_CHECKING:
@@ -123,11 +123,12 @@ def _calibrate(model: MMV, args: argparse.Namespace) -> dict[str, Any]:
         f"({len(skipped)} unreadable files skipped)"
     )
     source = {"images": args.images} if args.images else {"manifest": args.manifest, "split": args.split}
-    _, report = recalibrate(
-        model, train.images, steps=args.steps, lr=args.lr, batch_size=args.batch_size,
-        num_frames=args.num_frames, target=args.target, held_out=held.images, seed=args.seed,
-        progress=not args.quiet, info={**source, "skipped": len(skipped), "size": size},
+    options = CalibrationOptions(
+        steps=args.steps, lr=args.lr, batch_size=args.batch_size, num_frames=args.num_frames, target=args.target,
+        seed=args.seed, progress=not args.quiet,
     )  # fmt: skip
+    info = {**source, "skipped": len(skipped), "size": size}
+    _, report = recalibrate(model, train.images, options, held_out=held.images, info=info)
     if not args.json:
         _print_cosines(report.cosine)
     out = {"cosine": report.cosine, "final_loss": report.info["final_loss"], "seconds": report.info["seconds"]}

@@ -163,7 +163,8 @@ def format_probe(result: dict[str, Any]) -> str:
 
 
 def _probe(args: argparse.Namespace, model: MMV, df: pd.DataFrame) -> dict[str, Any]:
-    from mmv.eval.linear_probe import probe_manifest
+    from mmv.eval.features import FeatureOptions
+    from mmv.eval.linear_probe import ProbeOptions, probe_manifest
 
     label = args.label or ("label_class" if args.dataset is not None else None)
     if label is None:
@@ -172,25 +173,19 @@ def _probe(args: argparse.Namespace, model: MMV, df: pd.DataFrame) -> dict[str, 
     if args.num_windows < 1:
         raise ValueError(f"--num-windows must be >= 1, got {args.num_windows}")
     C = None if args.C is None else (args.C[0] if len(args.C) == 1 else args.C)
-    return probe_manifest(
-        model,
-        df,
-        label,
-        modality=_modality(args, df),
+    extraction = FeatureOptions(
         num_windows=args.num_windows,
-        protocol=args.protocol,
-        classifier=args.classifier,
-        C=C,
-        aggregate=args.aggregate,
-        cv_folds=args.cv_folds,
-        seed=args.seed,
-        cache_dir=args.cache_dir,
         image_source=args.image_source,
         image_mode=args.image_mode,
         device=args.device,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
+        cache_dir=args.cache_dir,
         progress=not args.no_progress,
+    )
+    options = ProbeOptions(args.classifier, C, args.aggregate, args.cv_folds, args.seed)
+    return probe_manifest(
+        model, df, label, _modality(args, df), protocol=args.protocol, extraction=extraction, options=options
     )
 
 

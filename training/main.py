@@ -34,7 +34,8 @@ One step: each process loads ``data.batch_size`` clips (uint8 video, waveform, K
 its device, runs the model under the precision's autocast, and computes :class:`mmv.losses.MMVLoss` with the
 embeddings gathered from every rank (negatives from the global batch); DDP averages the gradients. With
 ``train.accum_steps`` N, N such micro-batches make one optimizer update (an optimizer batch of
-``batch_size x processes x N``). Recipes, checkpoints and logs are described in :mod:`training.config`,
+``batch_size x processes x N``). The config and recipes are described in :mod:`training.config` and
+:mod:`training.recipe`, what a run is built from in :mod:`training.build`, checkpoints and logs in
 :mod:`training.checkpointing` and :mod:`training.logs`.
 """
 
@@ -47,24 +48,23 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from mmv.checkpoint import save_checkpoint
-from mmv.factory import create_model, get_config
 from mmv.fileio import atomic_file
 from mmv.losses import MMVLoss
 from mmv.threads import ThreadGovernor
-from mmv.tokenizer import Vocabulary
 from training import checkpointing, distributed
 from training import config as config_lib
 from training import data as data_lib
+from training import recipe as recipe_lib
+from training.build import EvaluateFn, build_model, default_evaluate_fn, resume_decision
 from training.checkpointing import CheckpointManager, read_state, rng_state, set_rng_state, step_of
 from training.config import Config
 from training.logs import METRICS_FILE, CsvLog, Progress, TensorBoard, skip_summary
@@ -77,32 +77,13 @@ from training.step import (
     set_conv_memory_format,
 )
 
+if TYPE_CHECKING:
+    from mmv.models.mmv import MMV
+
 logger = logging.getLogger("training.main")
 
-EvaluateFn = Callable[[nn.Module, int], dict[str, float]]
 
-
-def default_evaluate_fn(cfg: Config, vocab: Vocabulary | None, device: torch.device) -> EvaluateFn | None:
-    """The zero-shot retrieval hook on ``data.val``, or None when there is nothing to evaluate.
-
-    Clip- and (toy world) attribute-level retrieval as flat floats (:func:`training.evaluate.flat_retrieval`).
-    """
-    if not cfg.data.val or (cfg.eval.every == 0 and not cfg.eval.at_end):
-        return None
-    from training.evaluate import flat_retrieval
-
-    e = cfg.eval
-    kwargs = {"split": e.split, "batch_size": e.batch_size, "num_windows": e.num_windows, "max_clips": e.max_clips}
-    if e.num_workers:
-        kwargs["num_workers"] = e.num_workers
-
-    def evaluate(model: nn.Module, step: int) -> dict[str, float]:
-        return flat_retrieval(model, cfg.data.val, vocab=vocab, device=str(device), **kwargs)
-
-    return evaluate
-
-
-def weights_digest(model: nn.Module) -> str:
+def weights_digest(model: MMV) -> str:
     """A short SHA-256 of the parameters: equal on every rank of a healthy DDP run.
 
     Buffers are left out: BatchNorm running statistics are updated from each rank's own batch (DDP copies rank
@@ -113,15 +94,6 @@ def weights_digest(model: nn.Module) -> str:
         h.update(name.encode())
         h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def configure_backends(device: torch.device) -> None:
-    """TF32 matmuls/convs and cuDNN autotuning on CUDA (input shapes are fixed, except batches shortened by
-    skipped samples)."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
 
 
 class Trainer:
@@ -144,7 +116,7 @@ class Trainer:
             for leftover in self.checkpoints.remove_temporaries():
                 logger.warning("removed %s, left by an interrupted checkpoint write", leftover.name)
         # Rank 0 decides (the others may not see the files yet) and tells every rank, errors included.
-        decision = self._resume_decision() if env.is_main else None
+        decision = resume_decision(cfg, self.checkpoints) if env.is_main else None
         resume_path, error = distributed.broadcast_object(env, decision)
         if error:
             raise config_lib.ConfigError(error)
@@ -181,77 +153,9 @@ class Trainer:
 
     # -- construction ---------------------------------------------------------------------------------
 
-    def _resume_decision(self) -> tuple[str | None, str | None]:
-        """``(checkpoint to resume from, error)``: a fresh run never mixes with an old one's checkpoints."""
-        try:
-            found = self.checkpoints.resolve(self.cfg.resume)
-        except FileNotFoundError as err:
-            return None, str(err)
-        existing = self.checkpoints.checkpoints()
-        if found is None and existing:  # (with --resume latest, `found` is the newest of `existing`)
-            return None, (
-                f"{self.run_dir} already holds checkpoints ({existing[-1].name}); pass --resume latest to continue "
-                "that run, or choose another run_dir"
-            )
-        if found is not None:
-            written = config_lib.load_run_config(self.run_dir)
-            changed = (
-                []
-                if written is None
-                else config_lib.recipe_differences(
-                    written, self.cfg.to_dict(), ignore=(*config_lib.RUN_KEYS, "train.steps")
-                )
-            )
-            if changed:
-                return None, (
-                    f"{self.run_dir} holds a run of another recipe (it differs in {', '.join(changed[:8])}); resuming "
-                    "would mix the two: delete that folder, or choose another run_dir"
-                )
-        if self.cfg.resume and found is None:
-            logger.warning("resume %r: no checkpoint in %s yet, starting from scratch", self.cfg.resume, self.run_dir)
-        return (None if found is None else str(found)), None
-
     def _build_model(self, state: dict[str, Any] | None) -> None:
-        cfg, env = self.cfg, self.env
-        try:
-            model_cfg = get_config(cfg.model.name, **cfg.model.overrides)
-        except ValueError as err:
-            raise config_lib.ConfigError(f"config model: {err}") from err
-        vocab = None
-        if "text" in model_cfg.modalities:
-            if state is not None and state.get("vocab"):
-                vocab = Vocabulary(state["vocab"])
-            elif not model_cfg.text.word_vectors:
-                vocab = data_lib.build_vocabulary(self.frames, cfg, model_cfg.text.remove_stop_words)
-            if vocab is not None:
-                text = dataclasses.replace(model_cfg.text, vocab_size=len(vocab))
-                model_cfg = dataclasses.replace(model_cfg, text=text)
-        model = create_model(model_cfg)
-        if vocab is not None:
-            model.vocab = vocab
-        if state is None and vocab is not None and cfg.data.narration_word_vectors:
-            vectors = data_lib.narration_vectors(
-                self.frames, vocab, model_cfg.text.word_dim, model_cfg.text.remove_stop_words
-            )
-            with torch.no_grad():
-                model.text.embedding.weight.copy_(torch.from_numpy(vectors))
-            logger.info("word vectors: %d x %d from the training narrations", *vectors.shape)
-        if state is not None:
-            model.load_state_dict(state["model"])
-        self.vocab = model.vocab if "text" in model_cfg.modalities else None
-        self.model_cfg = model.config
-        model.to(env.device).train()
-        if cfg.dist.sync_bn:
-            model = distributed.convert_sync_batchnorm(model, env)
-        if cfg.train.channels_last:
-            set_conv_memory_format(model, channels_last=True)
-        if cfg.train.audio_warmup_steps > 0 and cfg.train.audio_warmup_freeze and "audio" in model_cfg.modalities:
-            model.audio.requires_grad_(False)  # fixed after its warm-up (which trains it regardless), before DDP
-        self.raw_model = model
-        configure_backends(env.device)
-        if cfg.train.compile:
-            model = torch.compile(model)
-        self.model = distributed.wrap_ddp(model, env, cfg.dist.find_unused_parameters)
+        built = build_model(self.cfg, self.env, self.frames, state)
+        self.model, self.raw_model, self.vocab, self.model_cfg = built
 
     def _cpu_threads(self) -> ThreadGovernor | None:
         """Fixes torch's CPU threads (``train.cpu_threads: N``) or returns the governor that follows the free cores
@@ -542,7 +446,7 @@ def main(argv: list[str] | None = None, evaluate_fn: EvaluateFn | None = None) -
         print(__doc__.split("\n\n")[0] + "\n\nusage: python -m training.main --config RECIPE.yaml [--key value ...]")
         print("\nkeys (defaults):\n" + config_lib.describe())
         return {}
-    cfg = config_lib.parse_args(argv)
+    cfg = recipe_lib.parse_args(argv)
     env = distributed.setup(cfg.train.device, cfg.dist.backend, cfg.dist.timeout_minutes)
     try:
         return Trainer(cfg, env, evaluate_fn).run()

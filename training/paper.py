@@ -101,8 +101,8 @@ def _train(variant: str, seed: int, steps: int, run_dir: Path, manifest: Path) -
     to how it is carried out (:data:`training.config.RUN_KEYS`); after a recipe change its folder is cleared and
     it trains again, so the table never reports runs of an older recipe.
     """
-    from training import config as config_lib
     from training import main as train_main
+    from training import recipe as recipe_lib
 
     argv = [
         "--config", str(CONFIGS / VARIANTS[variant]), "--run_dir", str(run_dir), "--seed", str(seed),
@@ -110,7 +110,7 @@ def _train(variant: str, seed: int, steps: int, run_dir: Path, manifest: Path) -
         "--data.train.0.manifest", str(manifest), "--data.val", str(manifest), "--data.num_workers", "1",
         "--eval.at_end", "false", "--log.progress", "false", "--log.tensorboard", "false", "--resume", "latest",
     ]  # fmt: skip
-    stale = stale_run(run_dir, config_lib.parse_args(argv).to_dict())
+    stale = stale_run(run_dir, recipe_lib.parse_args(argv).to_dict())
     if stale:
         print(f"{run_dir}: its recipe differs from this one ({', '.join(stale[:6])}): training it again", flush=True)
         shutil.rmtree(run_dir)
@@ -142,17 +142,17 @@ def _probes(model: MMV, manifest: Path, probe_train: int, seed: int) -> dict[str
     import pandas as pd
 
     from mmv.data.manifest import load_manifest
-    from mmv.eval.features import extract_features
-    from mmv.eval.linear_probe import run_probe
+    from mmv.eval.features import FeatureOptions, extract_features
+    from mmv.eval.linear_probe import ProbeOptions, run_probe
 
     df = load_manifest(manifest)
     train = df[df["split"] == "train"].sample(n=min(probe_train, int((df["split"] == "train").sum())), random_state=0)
     df = pd.concat([train, df[df["split"].isin(["val", "test"])]]).reset_index(drop=True)
     started = time.perf_counter()
-    features = extract_features(model, df, "video", num_windows=2, batch_size=32)
+    features = extract_features(model, df, "video", FeatureOptions(num_windows=2, batch_size=32))
     out: dict[str, Any] = {"extract_s": time.perf_counter() - started, "num_train": len(train)}
     for label in PROBE_LABELS:
-        res = run_probe(features, df, label, protocol="split", classifier="svm", seed=seed)
+        res = run_probe(features, df, label, protocol="split", options=ProbeOptions(classifier="svm", seed=seed))
         out[label] = res["top1"]
     out["mean"] = sum(out[label] for label in PROBE_LABELS) / len(PROBE_LABELS)
     return out
@@ -161,14 +161,14 @@ def _probes(model: MMV, manifest: Path, probe_train: int, seed: int) -> dict[str
 def _deflation(model: MMV, checkpoint: Path, manifest: Path, steps: int, seed: int) -> dict[str, Any]:
     """Recalibrates the deflated image network, stores it, and reports the three image embeddings."""
     from mmv.checkpoint import save_deflation
-    from mmv.deflation.calibrate import recalibrate
+    from mmv.deflation.calibrate import CalibrationOptions, recalibrate
     from mmv.deflation.images import frames_from_manifest
     from mmv.toyworld.deflation_report import toyworld_report
 
     size = model.config.video.frame_size
     train = frames_from_manifest(manifest, size, split="train", max_clips=1000, seed=seed)
     held = frames_from_manifest(manifest, size, split="val", max_clips=200, seed=seed + 1)
-    _, cal = recalibrate(model, train.images, steps=steps, held_out=held.images, seed=seed, progress=False)
+    _, cal = recalibrate(model, train.images, CalibrationOptions(steps=steps, seed=seed), held_out=held.images)
     save_deflation(model, checkpoint)
     rep = toyworld_report(model, manifest, split="test")
     return {

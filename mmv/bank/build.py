@@ -49,7 +49,8 @@ from mmv.bank.options import DEFAULT_OPTIONS, BankOptions
 from mmv.bank.store import MODALITY_ORDER, Bank, sha256_file
 from mmv.bank.write import Vectors, write_bank
 from mmv.data import media
-from mmv.data.dataset import ClipDataset, collate_clips
+from mmv.data.collate import collate_clips
+from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import label_columns, load_manifest
 from mmv.data.sampling import select_captions
 from mmv.embed import NARRATION_CAPTIONS, embed_manifest, embed_sentences, eval_clips

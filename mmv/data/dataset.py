@@ -1,4 +1,4 @@
-"""Map-style datasets of clips from a manifest, the batch collate, skip counting, and dataset mixing.
+"""The map-style dataset of clips from a manifest, and the counting of skipped (unreadable) clips.
 
 :class:`ClipDataset` turns one row of a clip manifest (``docs/formats.md``) into one training sample, a dict:
 
@@ -32,12 +32,14 @@ epoch into a shared-memory tensor, so it reaches worker processes, persistent on
 ``iter(loader)``, like ``DistributedSampler.set_epoch``).
 
 **Bad media are skipped and counted.** Every :class:`mmv.data.media.MediaError` (missing, empty, truncated,
-corrupt file, window past the end, ...) makes ``__getitem__`` return ``None``; :func:`collate_clips` drops the
-``None`` entries and reports ``batch["num_skipped"]``. Each skip is also recorded by a :class:`SkipCounter`:
-every process appends one JSON line per skip to its own file in a small directory, so the main process (the
-training loop) can read the total, the per-worker counts and the ``path -> reason`` summary at any time, with
-any number of workers, fork or spawn, persistent or not. A warning is logged the first time a path is
-skipped.
+corrupt file, window past the end, ...) makes ``__getitem__`` return ``None``;
+:func:`mmv.data.collate.collate_clips` drops the ``None`` entries and reports ``batch["num_skipped"]``. Each skip
+is also recorded by a :class:`SkipCounter`: every process appends one JSON line per skip to its own file in a
+small directory, so the main process (the training loop) can read the total, the per-worker counts and the
+``path -> reason`` summary at any time, with any number of workers, fork or spawn, persistent or not. A
+warning is logged the first time a path is skipped.
+
+Batches: :mod:`mmv.data.collate`; several datasets mixed with fixed proportions: :mod:`mmv.data.mixed`.
 """
 
 from __future__ import annotations
@@ -172,8 +174,9 @@ def merged_bad_samples(counters: Iterable[SkipCounter]) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _shared_epoch() -> torch.Tensor:
-    # DataLoader workers receive the dataset through torch.multiprocessing, which shares this storage.
+def shared_epoch() -> torch.Tensor:
+    """A scalar int64 epoch in shared memory: DataLoader workers receive the dataset through
+    torch.multiprocessing, which shares this storage, so ``set_epoch`` reaches them (persistent ones too)."""
     return torch.zeros((), dtype=torch.int64).share_memory_()
 
 
@@ -251,7 +254,7 @@ class ClipDataset(Dataset):
             transform = TrainVideoTransform(size) if mode == "train" else EvalVideoTransform(size)
         self.transform = transform
         self.skips = skip_counter if skip_counter is not None else SkipCounter()
-        self._epoch = _shared_epoch()
+        self._epoch = shared_epoch()
         self._durations: dict[int, float] = {}
         # Plain Python lists: cheap per-item access, and no pandas work in the workers.
         cols = self.manifest
@@ -392,186 +395,3 @@ class ClipDataset(Dataset):
         )[0]  # [K, L]
         mask = (tokens != PAD_ID).any(dim=1)  # a caption of stop words only encodes to padding
         return tokens, mask
-
-
-# ---------------------------------------------------------------------------------------------------
-# Collate
-# ---------------------------------------------------------------------------------------------------
-
-
-def _collate_labels(labels: list[dict[str, Any]]) -> dict[str, Any]:
-    names = list(dict.fromkeys(name for d in labels for name in d))
-    out: dict[str, Any] = {}
-    for name in names:
-        values = [d.get(name) for d in labels]
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            out[name] = torch.tensor(values, dtype=torch.int64)
-        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            out[name] = torch.tensor(values, dtype=torch.float64)
-        else:
-            out[name] = values
-    return out
-
-
-def collate_clips(samples: Sequence[Sample | None]) -> dict[str, Any]:
-    """Batches samples of :class:`ClipDataset` (or :class:`MixedDataset`), dropping ``None`` (skipped) ones.
-
-    Tensors are stacked (``video`` uint8 ``[B, T, S, S, 3]``, ``audio`` ``[B, N]``, ``text`` ``[B, K, L]``,
-    ``text_mask`` ``[B, K]``, ``color_params`` ``[B, 4]``), bools become bool ``[B]``, ints int64 ``[B]``
-    (``index``, ``window``, ``source``), ``start`` float64 ``[B]``, strings lists; ``labels`` becomes
-    ``{name: int64/float64 [B] tensor}`` for numeric labels and ``{name: list}`` otherwise (``None`` where a
-    sample lacks it). ``num_skipped`` is the number of ``None`` entries. A batch in which every sample was
-    skipped holds only ``num_skipped`` and an empty ``clip_id`` list: check ``len(batch["clip_id"])``.
-    """
-    kept = [s for s in samples if s is not None]
-    batch: dict[str, Any] = {"num_skipped": len(samples) - len(kept)}
-    if not kept:
-        batch["clip_id"] = []
-        return batch
-    keys = list(kept[0])
-    for s in kept[1:]:
-        if list(s) != keys:
-            raise KeyError(f"collate_clips: samples have different keys: {keys} vs {list(s)}")
-    for key in keys:
-        values = [s[key] for s in kept]
-        first = values[0]
-        if key == "labels":
-            batch[key] = _collate_labels(values)
-        elif isinstance(first, torch.Tensor):
-            batch[key] = torch.stack(values)
-        elif isinstance(first, bool):
-            batch[key] = torch.tensor(values, dtype=torch.bool)
-        elif isinstance(first, int):
-            batch[key] = torch.tensor(values, dtype=torch.int64)
-        elif isinstance(first, float):
-            batch[key] = torch.tensor(values, dtype=torch.float64)
-        else:
-            batch[key] = values
-    return batch
-
-
-# ---------------------------------------------------------------------------------------------------
-# Mixing datasets
-# ---------------------------------------------------------------------------------------------------
-
-
-def _largest_remainder(length: int, weights: Sequence[float]) -> list[int]:
-    total = float(sum(weights))
-    exact = [length * w / total for w in weights]
-    counts = [int(math.floor(x)) for x in exact]
-    order = sorted(range(len(weights)), key=lambda i: (counts[i] - exact[i], i))
-    for i in order[: length - sum(counts)]:
-        counts[i] += 1
-    return counts
-
-
-class MixedDataset(Dataset):
-    """Several datasets drawn with fixed proportions into one map-style dataset (HowTo100M + AudioSet).
-
-    Each epoch of ``length`` items holds exactly ``round(length * p_d)`` items of part ``d`` (largest
-    remainders), in an order shuffled per ``(seed, epoch)``. Within a part, items follow an endless stream of
-    permutations of its indices (a new permutation per pass, seeded by ``(seed, part, pass)``), and epoch ``e``
-    continues where epoch ``e - 1`` stopped: every item of a part is seen once before any is repeated, across
-    epochs. An item's augmentation is drawn from ``(seed, epoch, index, part)``, so a part's item repeated
-    within an epoch gets a different augmentation.
-
-    Samples are those of the parts plus ``source`` (the part number); parts should produce the same keys
-    (same configs): a part without captions gives ``has_text = False`` with zero text and mask.
-
-    Args:
-        parts: ``(dataset, proportion)`` pairs; proportions are normalised.
-        length: items per epoch.
-        seed: shuffling and augmentation seed.
-    """
-
-    def __init__(self, parts: Sequence[tuple[Dataset, float]], length: int, seed: int = 0) -> None:
-        if not parts:
-            raise ValueError("parts: need at least one (dataset, proportion) pair")
-        for i, (ds, p) in enumerate(parts):
-            if not p >= 0 or not math.isfinite(p):
-                raise ValueError(f"parts[{i}]: proportion must be a finite number >= 0, got {p!r}")
-            if p > 0 and len(ds) == 0:
-                raise ValueError(f"parts[{i}]: an empty dataset cannot have a proportion > 0")
-        if sum(p for _, p in parts) <= 0:
-            raise ValueError("parts: the proportions sum to 0")
-        if length < 1:
-            raise ValueError(f"length: must be >= 1, got {length}")
-        self.datasets = [ds for ds, _ in parts]
-        self.proportions = [float(p) / sum(p for _, p in parts) for _, p in parts]
-        self.length = int(length)
-        self.seed = int(seed)
-        self.counts = _largest_remainder(self.length, self.proportions)
-        self._epoch = _shared_epoch()
-        self._schedule: tuple[int, np.ndarray, np.ndarray] | None = None
-
-    def __len__(self) -> int:
-        return self.length
-
-    def set_epoch(self, epoch: int) -> None:
-        """Sets the epoch here and in every part that has ``set_epoch``."""
-        self._epoch.fill_(int(epoch))
-        for ds in self.datasets:
-            if hasattr(ds, "set_epoch"):
-                ds.set_epoch(epoch)
-
-    @property
-    def epoch(self) -> int:
-        return int(self._epoch.item())
-
-    def _part_items(self, part: int, first: int, count: int) -> np.ndarray:
-        n = len(self.datasets[part])
-        out = np.empty(count, dtype=np.int64)
-        pos = first
-        while pos < first + count:
-            passno, offset = divmod(pos, n)
-            perm = np.random.default_rng([self.seed, part, passno]).permutation(n)
-            take = min(n - offset, first + count - pos)
-            out[pos - first : pos - first + take] = perm[offset : offset + take]
-            pos += take
-        return out
-
-    def schedule(self, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(part, item)`` int64 arrays of length ``length``: what each index of the epoch loads."""
-        epoch = self.epoch if epoch is None else int(epoch)
-        if self._schedule is None or self._schedule[0] != epoch:
-            parts = np.concatenate([np.full(c, d, dtype=np.int64) for d, c in enumerate(self.counts)])
-            np.random.default_rng([self.seed, epoch]).shuffle(parts)
-            items = np.empty(self.length, dtype=np.int64)
-            for d, c in enumerate(self.counts):
-                if c:
-                    items[parts == d] = self._part_items(d, epoch * c, c)
-            self._schedule = (epoch, parts, items)
-        return self._schedule[1], self._schedule[2]
-
-    def __getitem__(self, index: int) -> Sample | None:
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} items")
-        epoch = self.epoch
-        parts, items = self.schedule(epoch)
-        part, item = int(parts[index]), int(items[index])
-        ds = self.datasets[part]
-        if isinstance(ds, ClipDataset):
-            sample = ds.load(item, (self.seed, epoch, int(index), part))
-        else:
-            sample = ds[item]
-        if sample is not None:
-            sample["source"] = part
-        return sample
-
-    def _counters(self) -> list[SkipCounter]:
-        seen: dict[str, SkipCounter] = {}
-        for ds in self.datasets:
-            counter = getattr(ds, "skips", None)
-            if isinstance(counter, SkipCounter):
-                seen.setdefault(counter.directory, counter)
-        return list(seen.values())
-
-    @property
-    def num_skipped(self) -> int:
-        """Items skipped so far in every part (shared counters counted once)."""
-        return sum(c.count for c in self._counters())
-
-    @property
-    def bad_samples(self) -> dict[str, str]:
-        """``path -> reason`` over every part."""
-        return merged_bad_samples(self._counters())

@@ -16,6 +16,7 @@ The calibrated gamma/beta are stored next to the checkpoint's weights as ``defla
 
 from mmv.deflation.calibrate import (
     TARGETS,
+    CalibrationOptions,
     CalibrationReport,
     deflated_outputs,
     inflated_outputs,
@@ -46,6 +47,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MODES",
     "TARGETS",
+    "CalibrationOptions",
     "CalibrationReport",
     "DeflatedBatchNorm",
     "DeflatedConv",

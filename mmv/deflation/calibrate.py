@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -150,18 +151,55 @@ def _spaces(model: MMV) -> tuple[str, ...]:
     return ("repr", *[s for s in ("va", "vat") if s in probe])
 
 
+@dataclass(frozen=True)
+class CalibrationOptions:
+    """How :func:`recalibrate` learns (the defaults are the module docstring's choices).
+
+    Attributes:
+        steps: Adam steps (0: no training; the report then holds naive deflation twice).
+        lr: Adam learning rate.
+        batch_size: images per step.
+        num_frames: T of the inflated reference (default ``model.config.video.num_frames``).
+        target: ``'repr'`` (default), ``'va'`` or ``'vat'``: which output enters the L1.
+        seed: seeds the batch order (the result is deterministic for a seed on a given machine).
+        progress: show a tqdm bar with the loss.
+    """
+
+    steps: int = 2000
+    lr: float = 1e-2
+    batch_size: int = 32
+    num_frames: int | None = None
+    target: str = "repr"
+    seed: int = 0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"recalibrate: target must be one of {TARGETS}, got {self.target!r}")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(
+                f"recalibrate: steps must be >= 0 and batch_size >= 1, got {self.steps}, {self.batch_size}"
+            )
+
+    def settings(self, num_frames: int) -> dict[str, Any]:
+        """The objective and the settings as stored with the result (``num_frames``: T as resolved)."""
+        return {
+            "objective": f"L1(deflated {self.target}, inflated {self.target})",
+            "target": self.target,
+            "num_frames": num_frames,
+            "steps": self.steps,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+
+
 def recalibrate(
     model: MMV,
     images: torch.Tensor,
+    options: CalibrationOptions | None = None,
     *,
-    steps: int = 2000,
-    lr: float = 1e-2,
-    batch_size: int = 32,
-    num_frames: int | None = None,
-    target: str = "repr",
     held_out: torch.Tensor | None = None,
-    seed: int = 0,
-    progress: bool = False,
     attach: bool = True,
     info: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, CalibrationReport]:
@@ -172,14 +210,8 @@ def recalibrate(
             its parameters are frozen during the call and their ``requires_grad`` restored after).
         images: unlabelled training images ``[N, H, W, 3]``, uint8 or float in [0, 1] (on the CPU; moved to the
             model's device a batch at a time).
-        steps: Adam steps (0: no training; the report then holds naive deflation twice).
-        lr: Adam learning rate.
-        batch_size: images per step.
-        num_frames: T of the inflated reference (default ``model.config.video.num_frames``).
-        target: ``'repr'`` (default), ``'va'`` or ``'vat'``: which output enters the L1.
+        options: steps, learning rate, batch size, T, target, seed, progress bar (defaults if None).
         held_out: images ``[M, H, W, 3]`` never trained on, for the cosine report (``None``: no report).
-        seed: seeds the batch order (the result is deterministic for a seed on a given machine).
-        progress: show a tqdm bar with the loss.
         attach: attach the result to ``model`` (:meth:`~mmv.models.mmv.MMV.set_calibrated_deflation`), so
             ``encode_image`` and ``save_checkpoint`` use it.
         info: extra JSON-serialisable facts to store with the result (the data source, ...).
@@ -189,51 +221,32 @@ def recalibrate(
         :class:`CalibrationReport`.
 
     Raises:
-        ValueError: bad images, ``target`` or ``steps``.
+        ValueError: bad images, or a target the model's video heads do not produce.
     """
-    if target not in TARGETS:
-        raise ValueError(f"recalibrate: target must be one of {TARGETS}, got {target!r}")
-    if steps < 0 or batch_size < 1:
-        raise ValueError(f"recalibrate: steps must be >= 0 and batch_size >= 1, got {steps}, {batch_size}")
+    o = options or CalibrationOptions()
     _check_images(images, "images")
     if held_out is not None:
         _check_images(held_out, "held_out")
-    t = int(num_frames or model.config.video.num_frames)
-    flags = [(p, p.requires_grad) for p in model.parameters()]
+    t = int(o.num_frames or model.config.video.num_frames)
     started = time.perf_counter()
-    with eval_mode(model):
-        try:
-            for p, _ in flags:
-                p.requires_grad_(False)
-            spaces = _spaces(model)
-            if target not in spaces:
-                raise ValueError(f"recalibrate: this model's video heads have no {target!r} output (it has {spaces})")
-            tower = deflate(model.video, own_bn=True)
-            ref = next(model.video.parameters())
-            tower.to(device=ref.device, dtype=ref.dtype)
-            cosine: dict[str, dict[str, float]] = {}
-            held_reference: dict[str, torch.Tensor] = {}
-            if held_out is not None:
-                held_reference = inflated_outputs(model, held_out, t, spaces)
-                naive = deflated_outputs(model, tower, held_out, spaces)  # gamma/beta still the video net's
-                cosine["naive"] = {s: mean_cosine(naive[s], held_reference[s]) for s in spaces}
-            losses = _optimise(model, tower, images, steps, lr, batch_size, t, target, seed, progress)
-            if held_out is not None:
-                calibrated = deflated_outputs(model, tower, held_out, spaces)
-                cosine["calibrated"] = {s: mean_cosine(calibrated[s], held_reference[s]) for s in spaces}
-        finally:
-            for p, flag in flags:
-                p.requires_grad_(flag)
-    report = CalibrationReport(steps=steps, losses=losses, cosine=cosine)
+    with eval_mode(model), _frozen(model):
+        spaces = _spaces(model)
+        if o.target not in spaces:
+            raise ValueError(f"recalibrate: this model's video heads have no {o.target!r} output (it has {spaces})")
+        tower = deflate(model.video, own_bn=True)
+        ref = next(model.video.parameters())
+        tower.to(device=ref.device, dtype=ref.dtype)
+        cosine: dict[str, dict[str, float]] = {}
+        if held_out is not None:
+            held_reference = inflated_outputs(model, held_out, t, spaces)
+            cosine["naive"] = _held_out_cosine(model, tower, held_out, held_reference)  # the video net's gamma/beta
+        losses = _optimise(model, tower, images, t, o)
+        if held_out is not None:
+            cosine["calibrated"] = _held_out_cosine(model, tower, held_out, held_reference)
+    report = CalibrationReport(steps=o.steps, losses=losses, cosine=cosine)
     report.info = {
         **(info or {}),
-        "objective": f"L1(deflated {target}, inflated {target})",
-        "target": target,
-        "num_frames": t,
-        "steps": steps,
-        "lr": lr,
-        "batch_size": batch_size,
-        "seed": seed,
+        **o.settings(t),
         "num_images": len(images),
         "num_held_out": 0 if held_out is None else len(held_out),
         "final_loss": losses[-1] if losses else None,
@@ -246,42 +259,55 @@ def recalibrate(
     return tower, report
 
 
+@contextmanager
+def _frozen(model: MMV) -> Iterator[None]:
+    """Every parameter of ``model`` without ``requires_grad`` inside the block, the flags restored after."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _held_out_cosine(
+    model: MMV, tower: nn.Module, held_out: torch.Tensor, reference: dict[str, torch.Tensor]
+) -> dict[str, float]:
+    """``{space: mean cosine}`` between ``tower``'s outputs on the held-out images and the inflated reference."""
+    spaces = tuple(reference)
+    outputs = deflated_outputs(model, tower, held_out, spaces)
+    return {s: mean_cosine(outputs[s], reference[s]) for s in spaces}
+
+
 def _optimise(
-    model: MMV,
-    tower: nn.Module,
-    images: torch.Tensor,
-    steps: int,
-    lr: float,
-    batch_size: int,
-    num_frames: int,
-    target: str,
-    seed: int,
-    progress: bool,
+    model: MMV, tower: nn.Module, images: torch.Tensor, num_frames: int, o: CalibrationOptions
 ) -> list[float]:
     """The Adam loop of :func:`recalibrate`; returns the loss of every step."""
-    if steps == 0:
+    if o.steps == 0:
         return []
     from tqdm import tqdm
 
     ref = next(model.video.parameters())
-    spaces = (target,)
+    spaces = (o.target,)
     # The reference never changes (frozen video net, no augmentation): compute it once per image.
-    reference = inflated_outputs(model, images, num_frames, spaces, progress=progress)[target]
+    reference = inflated_outputs(model, images, num_frames, spaces, progress=o.progress)[o.target]
     params = list(tower.parameters())
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = torch.optim.Adam(params, lr=o.lr)
     # Cosine decay to 0: a constant rate large enough to move gamma/beta quickly then hovers around the minimum.
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
-    generator = torch.Generator().manual_seed(seed)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 0.5 * (1 + math.cos(math.pi * i / o.steps)))
+    generator = torch.Generator().manual_seed(o.seed)
     order = torch.empty(0, dtype=torch.int64)
     losses: list[float] = []
-    bar = tqdm(range(steps), desc="recalibrating BN", unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(o.steps), desc="recalibrating BN", unit="step", disable=not o.progress, dynamic_ncols=True)
     for _ in bar:
-        if len(order) < min(batch_size, len(images)):
+        if len(order) < min(o.batch_size, len(images)):
             order = torch.cat([order, torch.randperm(len(images), generator=generator)])
-        idx, order = order[:batch_size], order[batch_size:]
+        idx, order = order[: o.batch_size], order[o.batch_size :]
         x = _float_images(images[idx], ref.device, ref.dtype)
         with torch.enable_grad():
-            out = _outputs(model, tower(x), spaces)[target]
+            out = _outputs(model, tower(x), spaces)[o.target]
             loss = (out.float() - reference[idx].to(out.device)).abs().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -45,7 +45,7 @@ class ImageDataset(Dataset):
     """The ``image_path`` files of a manifest as evaluation items (one window each).
 
     Item ``i`` is row ``i``: ``{"image": uint8 [S, S, 3], "clip_id", "index": i, "window": 0, "labels": {},
-    "has_audio": False}``, or ``None`` (dropped by :func:`mmv.data.dataset.collate_clips`, logged) when the row
+    "has_audio": False}``, or ``None`` (dropped by :func:`mmv.data.collate.collate_clips`, logged) when the row
     has no image or the file cannot be decoded.
 
     Args:

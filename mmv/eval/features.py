@@ -13,8 +13,8 @@ read, so a probe can average the features over the windows (:meth:`Features.mean
 manifest are the middle frame of each window. A window that cannot be read (bad media, an audio window of a
 clip without sound) is masked out; a clip with no window read is left out by the probe.
 
-**Cache.** ``extract_features(..., cache_dir=D)`` writes ``D/<modality>-<key[:16]>.safetensors`` (never a
-pickle) holding ``features`` float32 ``[M, W, D]`` and ``mask`` uint8 ``[M, W]``, with the metadata
+**Cache.** ``extract_features(..., FeatureOptions(cache_dir=D))`` writes ``D/<modality>-<key[:16]>.safetensors``
+(never a pickle) holding ``features`` float32 ``[M, W, D]`` and ``mask`` uint8 ``[M, W]``, with the metadata
 ``format`` (``"mmv-features"``), ``format_version``, ``key``, ``params`` (JSON) and ``clip_id`` (JSON list, the
 manifest's row order). ``key`` is the SHA-256 of the parameters: the model's fingerprint
 (:func:`model_fingerprint`: its config and every weight, BN statistics included), the manifest's
@@ -261,26 +261,11 @@ def feature_dataset(
     return FramesAsImages(clips) if modality == "image" else clips
 
 
-def extract_features(
-    model: MMV,
-    manifest: pd.DataFrame | str | os.PathLike,
-    modality: str = "video",
-    *,
-    num_windows: int = 10,
-    image_source: str = "auto",
-    image_mode: str = "auto",
-    device: str | torch.device = "cpu",
-    batch_size: int = 16,
-    num_workers: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-    progress: bool = False,
-) -> Features:
-    """Per-window representations of every row of a manifest (module docstring), read from the cache if there.
+@dataclass(frozen=True)
+class FeatureOptions:
+    """How :func:`extract_features` reads a manifest, passed whole (from :func:`mmv.eval.linear_probe.probe_manifest`).
 
-    Args:
-        model: an :class:`mmv.models.mmv.MMV` on ``device``.
-        manifest: a manifest path or a loaded table; every row (all splits) is embedded, in order.
-        modality: ``'video'``, ``'audio'`` or ``'image'``.
+    Attributes:
         num_windows: linearly spaced windows per clip (10 in the paper's classification protocols).
         image_source: for ``'image'``: :data:`IMAGE_SOURCES`.
         image_mode: for ``'image'``: :meth:`mmv.models.mmv.MMV.encode_image`'s mode (``'auto'``,
@@ -290,6 +275,31 @@ def extract_features(
         num_workers: DataLoader workers.
         cache_dir: directory of the feature cache (``None``: no cache).
         progress: show a tqdm bar.
+    """
+
+    num_windows: int = 10
+    image_source: str = "auto"
+    image_mode: str = "auto"
+    device: str | torch.device = "cpu"
+    batch_size: int = 16
+    num_workers: int = 0
+    cache_dir: str | os.PathLike | None = None
+    progress: bool = False
+
+
+def extract_features(
+    model: MMV,
+    manifest: pd.DataFrame | str | os.PathLike,
+    modality: str = "video",
+    options: FeatureOptions | None = None,
+) -> Features:
+    """Per-window representations of every row of a manifest (module docstring), read from the cache if there.
+
+    Args:
+        model: an :class:`mmv.models.mmv.MMV` on ``options.device``.
+        manifest: a manifest path or a loaded table; every row (all splits) is embedded, in order.
+        modality: ``'video'``, ``'audio'`` or ``'image'``.
+        options: windows, device, batches and cache (defaults if None).
 
     Returns:
         :class:`Features` aligned with the manifest's rows.
@@ -299,10 +309,11 @@ def extract_features(
     """
     from mmv.data.manifest import load_manifest
 
+    o = options or FeatureOptions()
     df = load_manifest(manifest) if isinstance(manifest, (str, os.PathLike)) else manifest.reset_index(drop=True)
-    if num_windows < 1:
-        raise ValueError(f"num_windows must be >= 1, got {num_windows}")
-    dataset = feature_dataset(model, df, modality, num_windows, image_source)
+    if o.num_windows < 1:
+        raise ValueError(f"num_windows must be >= 1, got {o.num_windows}")
+    dataset = feature_dataset(model, df, modality, o.num_windows, o.image_source)
     windows = int(getattr(dataset, "num_windows", 1))
     params = {
         "format_version": FORMAT_VERSION,
@@ -312,30 +323,49 @@ def extract_features(
         "manifest": manifest_fingerprint(df),
     }
     if modality == "image":
-        params.update(image_source=_image_source(df, image_source), image_mode=image_mode)
+        params.update(image_source=_image_source(df, o.image_source), image_mode=o.image_mode)
     key = feature_key(params)
-    path = None if cache_dir is None else Path(cache_dir) / f"{modality}-{key[:16]}.safetensors"
-    if path is not None and path.is_file():
-        try:
-            cached = load_features(path)
-        except (ValueError, OSError) as err:  # a damaged file is recomputed, never fatal
-            cached = None
-            logger.warning("feature cache %s unreadable (%s); recomputing", path, err)
-        if cached is not None and cached.key == key and cached.clip_id == df["clip_id"].astype(str).tolist():
-            return cached
+    path = None if o.cache_dir is None else Path(o.cache_dir) / f"{modality}-{key[:16]}.safetensors"
+    cached = _read_cache(path, key, df)
+    if cached is not None:
+        return cached
+    features, mask = _embed_windows(model, dataset, df, modality, windows, o)
+    result = Features(features, mask, df["clip_id"].astype(str).tolist(), params, key)
+    if path is not None:
+        result.path = str(save_features(result, path))
+    return result
 
+
+def _read_cache(path: Path | None, key: str, df: pd.DataFrame) -> Features | None:
+    """The cached features of ``df`` under ``key``, or None (no file, a damaged one, or another key)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        cached = load_features(path)
+    except (ValueError, OSError) as err:  # a damaged file is recomputed, never fatal
+        logger.warning("feature cache %s unreadable (%s); recomputing", path, err)
+        return None
+    if cached.key == key and cached.clip_id == df["clip_id"].astype(str).tolist():
+        return cached
+    return None
+
+
+def _embed_windows(
+    model: MMV, dataset: Dataset, df: pd.DataFrame, modality: str, windows: int, o: FeatureOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """``features`` float32 ``[M, W, D]`` and ``mask`` bool ``[M, W]`` of the windows of ``dataset``."""
     key_name = f"{modality}_repr"
     nothing = f"extract_features: no {modality} window of any of the {len(df)} clips could be read"
     try:
         emb = embed_manifest(
             model,
             _WindowsAsRows(dataset),
-            device,
-            batch_size=batch_size,
-            num_workers=num_workers,
+            o.device,
+            batch_size=o.batch_size,
+            num_workers=o.num_workers,
             outputs={key_name},
-            image_mode=image_mode,
-            progress=progress,
+            image_mode=o.image_mode,
+            progress=o.progress,
         )
     except ValueError as err:
         if "yielded no clip" in str(err):
@@ -350,7 +380,4 @@ def extract_features(
     features[rows, k], mask[rows, k] = values[keep], True
     if not mask.any():
         raise ValueError(nothing)
-    result = Features(features, mask, df["clip_id"].astype(str).tolist(), params, key)
-    if path is not None:
-        result.path = str(save_features(result, path))
-    return result
+    return features, mask

@@ -30,15 +30,14 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from mmv.eval.features import Features, extract_features
+from mmv.eval.features import FeatureOptions, Features, extract_features
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
@@ -50,6 +49,40 @@ FALLBACK_C = 1.0
 CLASSIFIERS = ("svm", "logreg")
 AGGREGATES = ("mean", "scores")
 PROTOCOLS = ("auto", "split", "folds")
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How a probe fits (module docstring), passed whole from :func:`probe_manifest` to :func:`run_probe` to
+    :func:`probe`.
+
+    Attributes:
+        classifier: ``'svm'`` or ``'logreg'``.
+        C: one value (no search), a grid to search, or ``None`` for :data:`C_GRID`.
+        aggregate: ``'mean'`` (average window features) or ``'scores'`` (average window scores).
+        cv_folds: folds of the C search when there is no validation split.
+        seed: the classifier's and the folds' seed.
+    """
+
+    classifier: str = "svm"
+    C: float | Sequence[float] | None = None
+    aggregate: str = "mean"
+    cv_folds: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.classifier not in CLASSIFIERS:
+            raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate must be one of {AGGREGATES}, got {self.aggregate!r}")
+        if not self.grid or min(self.grid) <= 0:
+            raise ValueError(f"C: values must be > 0, got {self.grid}")
+
+    @property
+    def grid(self) -> list[float]:
+        """The C values to try, ascending."""
+        C = self.C
+        return sorted(C_GRID if C is None else ([float(C)] if np.isscalar(C) else {float(c) for c in C}))
 
 
 @dataclass
@@ -140,11 +173,12 @@ def _samples(x: np.ndarray, mask: np.ndarray, y: np.ndarray, aggregate: str) -> 
     return x[rows, k], y[rows]
 
 
-def _scores(model: MMV, x: np.ndarray, mask: np.ndarray, aggregate: str, num_classes: int) -> np.ndarray:
-    """Decision scores ``[N, num_classes]`` per clip (window scores averaged with ``'scores'``)."""
+def _scores(clf: Any, x: np.ndarray, mask: np.ndarray, aggregate: str, num_classes: int) -> np.ndarray:
+    """Decision scores ``[N, num_classes]`` of a fitted classifier (:func:`_make`) per clip (window scores
+    averaged with ``'scores'``)."""
 
     def decide(z: np.ndarray) -> np.ndarray:
-        s = model.decision_function(z)
+        s = clf.decision_function(z)
         return np.stack([-s, s], axis=1) if s.ndim == 1 else s  # binary: one score for classes[1]
 
     if aggregate == "mean":
@@ -166,27 +200,6 @@ def topk_accuracy(scores: np.ndarray, y: np.ndarray, k: int) -> float:
     return float(np.mean(known & (ahead < k))) if len(y) else float("nan")
 
 
-def _fit_scores(
-    classifier: str, grid: Sequence[float], seed: int, train: tuple, test: tuple, aggregate: str, num_classes: int
-) -> list[np.ndarray]:
-    """Fits one classifier per C of ``grid`` (ascending) on ``train = (x, mask, y)`` and returns, per C, the
-    decision scores ``[N_test, num_classes]`` of ``test = (x, mask)`` (``-inf`` for classes not in ``y``)."""
-    from sklearn.exceptions import ConvergenceWarning
-
-    xs, ys = _samples(*train, aggregate)
-    model = _make(classifier, seed)
-    out = []
-    for c in grid:
-        model[-1].set_params(C=c)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # large C on separable data: the argmax is settled
-            model.fit(xs, ys)
-        scores = np.full((len(test[0]), num_classes), -np.inf)
-        scores[:, model[-1].classes_] = _scores(model, *test, aggregate, len(model[-1].classes_))
-        out.append(scores)
-    return out
-
-
 def probe(
     x_train: np.ndarray,
     y_train: Sequence[Any],
@@ -198,11 +211,7 @@ def probe(
     mask_train: np.ndarray | None = None,
     mask_test: np.ndarray | None = None,
     mask_val: np.ndarray | None = None,
-    classifier: str = "svm",
-    C: float | Sequence[float] | None = None,
-    aggregate: str = "mean",
-    cv_folds: int = 3,
-    seed: int = 0,
+    options: ProbeOptions | None = None,
 ) -> ProbeResult:
     """Fits a linear probe on training features and scores it on test features (module docstring).
 
@@ -213,85 +222,104 @@ def probe(
         x_test: ``[N', D]`` or ``[N', W, D]``; y_test: ``[N']``.
         x_val: optional validation features for choosing C (then refitted on train + val); y_val likewise.
         mask_train, mask_test, mask_val: window masks.
-        classifier: ``'svm'`` or ``'logreg'``.
-        C: one value (no search), a grid to search, or ``None`` for :data:`C_GRID`.
-        aggregate: ``'mean'`` (average window features) or ``'scores'`` (average window scores).
-        cv_folds: folds of the C search when there is no validation split.
-        seed: the classifier's and the folds' seed.
+        options: classifier, C, aggregation, folds and seed (defaults if None).
 
     Returns:
         A :class:`ProbeResult`.
     """
-    if classifier not in CLASSIFIERS:
-        raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {classifier!r}")
-    if aggregate not in AGGREGATES:
-        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+    options = options or ProbeOptions()
     train = _windows(x_train, mask_train)
     test = _windows(x_test, mask_test)
-    y_train, y_test = np.asarray(list(y_train), dtype=object), np.asarray(list(y_test), dtype=object)
+    y_test = list(y_test)
     if len(y_train) != len(train[0]) or len(y_test) != len(test[0]):
         raise ValueError("probe: features and labels differ in length")
-    classes = sorted(set(y_train.tolist()), key=lambda c: (str(type(c)), c))
-    if len(classes) < 2:
-        raise ValueError(f"probe: the training labels hold {len(classes)} class(es); a classifier needs 2 or more")
-    index = {c: i for i, c in enumerate(classes)}
-    yi_train = np.array([index[c] for c in y_train])
-    yi_test = np.array([index.get(c, -1) for c in y_test])
+    classes, index = _class_index(y_train)
+    train = (*train, index(y_train))
+    yi_test = index(y_test)
     val = None
     if x_val is not None and y_val is not None and len(y_val):
-        val = _windows(x_val, mask_val)
-        yi_val = np.array([index.get(c, -1) for c in np.asarray(list(y_val), dtype=object)])
+        val = (*_windows(x_val, mask_val), index(y_val))
 
-    grid = sorted(C_GRID if C is None else ([float(C)] if np.isscalar(C) else {float(c) for c in C}))
-    if not grid or min(grid) <= 0:
-        raise ValueError(f"C: values must be > 0, got {grid}")
-
-    def fit(cs: Sequence[float], tr: tuple, te: tuple) -> list[np.ndarray]:
-        return _fit_scores(classifier, cs, seed, tr, te, aggregate, len(classes))
-
-    val_top1: dict[float, float] = {}
-    selection = "fixed"
-    if len(grid) > 1 and val is not None:
-        selection = "val"
-        for c, s in zip(grid, fit(grid, (*train, yi_train), val)):
-            val_top1[c] = topk_accuracy(s, yi_val, 1)
-    elif len(grid) > 1:
-        counts = np.bincount(yi_train, minlength=len(classes))
-        folds = min(cv_folds, int(counts.min()))
-        if folds >= 2:
-            from sklearn.model_selection import StratifiedKFold
-
-            selection = "cv"
-            hits = np.zeros(len(grid))
-            for a, b in StratifiedKFold(folds, shuffle=True, random_state=seed).split(yi_train, yi_train):
-                scores = fit(grid, (train[0][a], train[1][a], yi_train[a]), (train[0][b], train[1][b]))
-                hits += [topk_accuracy(s, yi_train[b], 1) * len(b) for s in scores]
-            val_top1 = {c: float(h / len(yi_train)) for c, h in zip(grid, hits)}
-        else:
-            selection, grid = "fallback", [FALLBACK_C]
-    best = max(val_top1, key=lambda c: (val_top1[c], -c)) if val_top1 else grid[0]
-
-    final = (*train, yi_train)
+    fit = _Fitter(options, len(classes))
+    best, selection, val_top1 = fit.choose_C(train, val)
+    final = train
     if selection == "val":  # refit on train + val with the chosen C (val windows padded to the same W)
-        known = yi_val >= 0
-        final = _concat(final, (val[0][known], val[1][known], yi_val[known]))
+        known = val[2] >= 0
+        final = _concat(train, (val[0][known], val[1][known], val[2][known]))
     scores = fit([best], final, test)[0]
-    pred = scores.argmax(axis=1)
     return ProbeResult(
         top1=topk_accuracy(scores, yi_test, 1),
         top5=topk_accuracy(scores, yi_test, 5) if len(classes) > 5 else float("nan"),
         C=float(best),
         selection=selection,
-        classifier=classifier,
-        aggregate=aggregate,
-        num_train=int(len(yi_train)),
-        num_val=0 if val is None else int(len(yi_val)),
+        classifier=options.classifier,
+        aggregate=options.aggregate,
+        num_train=int(len(train[2])),
+        num_val=0 if val is None else int(len(val[2])),
         num_test=int(len(yi_test)),
         classes=list(classes),
         val_top1=val_top1,
-        predictions=[classes[i] for i in pred],
+        predictions=[classes[i] for i in scores.argmax(axis=1)],
         labels=list(y_test),
     )
+
+
+def _class_index(y_train: Sequence[Any]) -> tuple[list[Any], Callable[[Sequence[Any]], np.ndarray]]:
+    """The training classes (sorted) and the labels -> class indices map (-1: a class not in training)."""
+    classes = sorted(set(np.asarray(list(y_train), dtype=object).tolist()), key=lambda c: (str(type(c)), c))
+    if len(classes) < 2:
+        raise ValueError(f"probe: the training labels hold {len(classes)} class(es); a classifier needs 2 or more")
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, lambda y: np.array([index.get(c, -1) for c in np.asarray(list(y), dtype=object)], dtype=np.int64)
+
+
+@dataclass
+class _Fitter:
+    """Fits the probe's classifier on ``(x, mask, y)`` triples (``y``: class indices) for a C grid."""
+
+    options: ProbeOptions
+    num_classes: int
+
+    def __call__(self, grid: Sequence[float], train: tuple, test: tuple) -> list[np.ndarray]:
+        """Fits one classifier per C of ``grid`` (ascending) on ``train = (x, mask, y)`` and returns, per C, the
+        decision scores ``[N_test, num_classes]`` of ``test = (x, mask, ...)`` (``-inf`` for classes not in
+        ``y``)."""
+        from sklearn.exceptions import ConvergenceWarning
+
+        xs, ys = _samples(*train, self.options.aggregate)
+        clf = _make(self.options.classifier, self.options.seed)
+        out = []
+        for c in grid:
+            clf[-1].set_params(C=c)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)  # large C on separable data: argmax is settled
+                clf.fit(xs, ys)
+            scores = np.full((len(test[0]), self.num_classes), -np.inf)
+            scores[:, clf[-1].classes_] = _scores(clf, *test[:2], self.options.aggregate, len(clf[-1].classes_))
+            out.append(scores)
+        return out
+
+    def choose_C(self, train: tuple, val: tuple | None) -> tuple[float, str, dict[float, float]]:
+        """The C to use, how it was chosen (``'fixed'``, ``'val'``, ``'cv'``, ``'fallback'``), and the
+        accuracy of each C tried; ties go to the smallest C."""
+        grid = self.options.grid
+        if len(grid) == 1:
+            return grid[0], "fixed", {}
+        if val is not None:
+            val_top1 = {c: topk_accuracy(s, val[2], 1) for c, s in zip(grid, self(grid, train, val))}
+            return max(val_top1, key=lambda c: (val_top1[c], -c)), "val", val_top1
+        y = train[2]
+        folds = min(self.options.cv_folds, int(np.bincount(y, minlength=self.num_classes).min()))
+        if folds < 2:
+            return FALLBACK_C, "fallback", {}
+        from sklearn.model_selection import StratifiedKFold
+
+        hits = np.zeros(len(grid))
+        for a, b in StratifiedKFold(folds, shuffle=True, random_state=self.options.seed).split(y, y):
+            scores = self(grid, (train[0][a], train[1][a], y[a]), (train[0][b], train[1][b]))
+            hits += [topk_accuracy(s, y[b], 1) * len(b) for s in scores]
+        val_top1 = {c: float(h / len(y)) for c, h in zip(grid, hits)}
+        return max(val_top1, key=lambda c: (val_top1[c], -c)), "cv", val_top1
 
 
 def _concat(a: tuple, b: tuple) -> tuple:
@@ -338,7 +366,7 @@ def run_probe(
     label: str,
     *,
     protocol: str = "auto",
-    **probe_kwargs: Any,
+    options: ProbeOptions | None = None,
 ) -> dict[str, Any]:
     """A probe of a label on precomputed features (:func:`mmv.eval.features.extract_features` of ``manifest``).
 
@@ -350,7 +378,7 @@ def run_probe(
         label: the label column (``label_shape`` or ``shape``).
         protocol: ``'split'`` (fit on ``train``, choose C on ``val`` when present, test on ``test``),
             ``'folds'`` (leave one fold out, mean over folds), or ``'auto'`` (:func:`resolve_protocol`).
-        **probe_kwargs: :func:`probe`'s options (``classifier``, ``C``, ``aggregate``, ``cv_folds``, ``seed``).
+        options: :func:`probe`'s options (classifier, C, aggregation, folds, seed; defaults if None).
 
     Returns:
         JSON-ready: ``top1``, ``top5`` (means over folds for ``'folds'``), ``protocol``, ``label``,
@@ -364,43 +392,26 @@ def run_probe(
     labels = df[column]
     usable = labels.notna().to_numpy() & features.valid
     protocol = resolve_protocol(df[usable], protocol)
-    x, mask = features.features, features.mask
-    y = np.asarray(labels.tolist(), dtype=object)
-
-    def subset(rows: np.ndarray) -> dict[str, Any]:
-        return {"x": x[rows], "mask": mask[rows], "y": y[rows]}
-
-    def one(train: np.ndarray, test: np.ndarray, val: np.ndarray | None = None) -> ProbeResult:
-        tr, te = subset(train), subset(test)
-        if len(tr["y"]) == 0 or len(te["y"]) == 0:
-            raise ValueError(f"run_probe: {len(tr['y'])} training and {len(te['y'])} test clips with label {column!r}")
-        extra = {}
-        if val is not None and len(val):
-            va = subset(val)
-            extra = {"x_val": va["x"], "y_val": va["y"], "mask_val": va["mask"]}
-        return probe(
-            tr["x"], tr["y"], te["x"], te["y"], mask_train=tr["mask"], mask_test=te["mask"], **extra, **probe_kwargs
-        )
-
+    rows = _Rows(features, np.asarray(labels.tolist(), dtype=object), column, options or ProbeOptions())
     out: dict[str, Any] = {
         "label": column,
         "protocol": protocol,
         "num_clips": int(usable.sum()),
         "num_skipped": int((~usable).sum()),
         "feature_dim": features.dim,
-        "num_windows": int(x.shape[1]),
+        "num_windows": int(features.features.shape[1]),
     }
-    split = df["split"].to_numpy()
     if protocol == "split":
-        rows = {s: np.flatnonzero(usable & (split == s)) for s in ("train", "val", "test")}
-        result = one(rows["train"], rows["test"], rows["val"])
+        split = df["split"].to_numpy()
+        parts = {s: np.flatnonzero(usable & (split == s)) for s in ("train", "val", "test")}
+        result = rows.probe(parts["train"], parts["test"], parts["val"])
         out.update(top1=result.top1, top5=result.top5, result=result.to_dict())
         return out
     fold = df["fold"].to_numpy()
     results = []
     for f in sorted({int(v) for v in fold[usable]}):
         is_test = np.array([v is not pd.NA and v == f for v in fold])
-        r = one(np.flatnonzero(usable & ~is_test), np.flatnonzero(usable & is_test)).to_dict()
+        r = rows.probe(np.flatnonzero(usable & ~is_test), np.flatnonzero(usable & is_test)).to_dict()
         results.append({"fold": f, **r})
     out.update(
         top1=float(np.mean([r["top1"] for r in results])),
@@ -410,32 +421,53 @@ def run_probe(
     return out
 
 
+@dataclass
+class _Rows:
+    """Probes of one label column on subsets of a manifest's rows."""
+
+    features: Features
+    y: np.ndarray
+    column: str
+    options: ProbeOptions
+
+    def _subset(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.features.features[rows], self.features.mask[rows], self.y[rows]
+
+    def probe(self, train: np.ndarray, test: np.ndarray, val: np.ndarray | None = None) -> ProbeResult:
+        (x, mask, y), (x_test, mask_test, y_test) = self._subset(train), self._subset(test)
+        if len(y) == 0 or len(y_test) == 0:
+            raise ValueError(f"run_probe: {len(y)} training and {len(y_test)} test clips with label {self.column!r}")
+        extra = {}
+        if val is not None and len(val):
+            x_val, mask_val, y_val = self._subset(val)
+            extra = {"x_val": x_val, "y_val": y_val, "mask_val": mask_val}
+        return probe(x, y, x_test, y_test, mask_train=mask, mask_test=mask_test, **extra, options=self.options)
+
+
 def probe_manifest(
     model: MMV,
     manifest: pd.DataFrame | str | os.PathLike,
     label: str,
-    *,
     modality: str = "video",
-    num_windows: int = 10,
+    *,
     protocol: str = "auto",
-    classifier: str = "svm",
-    C: float | Sequence[float] | None = None,
-    aggregate: str = "mean",
-    cv_folds: int = 3,
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-    image_source: str = "auto",
-    image_mode: str = "auto",
-    device: str | torch.device = "cpu",
-    batch_size: int = 16,
-    num_workers: int = 0,
-    progress: bool = False,
+    extraction: FeatureOptions | None = None,
+    options: ProbeOptions | None = None,
 ) -> dict[str, Any]:
     """Frozen features of a model on a manifest (cached), then a linear probe of one label.
 
     Features are extracted for every row once (:func:`mmv.eval.features.extract_features`; with
-    ``cache_dir`` a second probe, of any label, protocol or classifier, reads them from disk) and probed with
-    :func:`run_probe`. Arguments are those two functions'.
+    ``extraction.cache_dir`` a second probe, of any label, protocol or classifier, reads them from disk) and
+    probed with :func:`run_probe`.
+
+    Args:
+        model: the model.
+        manifest: a manifest path or a loaded table.
+        label: the label column (``label_shape`` or ``shape``).
+        modality: the representation probed: ``'video'``, ``'audio'`` or ``'image'``.
+        protocol: :func:`run_probe`'s.
+        extraction: how features are extracted (windows, device, batches, cache; defaults if None).
+        options: how the probe fits (classifier, C, aggregation, folds, seed; defaults if None).
 
     Returns:
         :func:`run_probe`'s dict plus ``modality``, ``features_cache`` (the file or ``None``), ``from_cache``,
@@ -444,8 +476,8 @@ def probe_manifest(
     Example::
 
         model = load_checkpoint("data_samples/demo_model")
-        r = probe_manifest(model, "models/toyworld/manifest.parquet", "label_shape", num_windows=4,
-                           cache_dir="runs/features")
+        r = probe_manifest(model, "models/toyworld/manifest.parquet", "label_shape",
+                           extraction=FeatureOptions(num_windows=4, cache_dir="runs/features"))
         print(r["top1"])
     """
     from mmv.data.manifest import load_manifest
@@ -453,24 +485,9 @@ def probe_manifest(
     df = load_manifest(manifest) if isinstance(manifest, (str, os.PathLike)) else manifest.reset_index(drop=True)
     label_column(df, label)  # fail before the slow part
     t0 = time.perf_counter()
-    features = extract_features(
-        model,
-        df,
-        modality,
-        num_windows=num_windows,
-        image_source=image_source,
-        image_mode=image_mode,
-        device=device,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
+    features = extract_features(model, df, modality, extraction)
     t1 = time.perf_counter()
-    out = run_probe(
-        features, df, label, protocol=protocol, classifier=classifier, C=C, aggregate=aggregate,
-        cv_folds=cv_folds, seed=seed,
-    )  # fmt: skip
+    out = run_probe(features, df, label, protocol=protocol, options=options)
     out.update(
         modality=modality,
         features_cache=features.path,

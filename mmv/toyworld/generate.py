@@ -51,9 +51,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing as mp
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -109,11 +110,15 @@ def write_clip(spec: ClipSpec, path: str | os.PathLike, cfg: ToyWorldConfig | No
     return {"render": t1 - t0, "synth": t2 - t1, "encode": t3 - t2}
 
 
+Job = tuple[int, int, ToyWorldConfig, str]
+"""One clip to make: ``(index, seed, cfg, clips_dir)``."""
+
+
 def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def _make_clip(job: tuple[int, int, ToyWorldConfig, str]) -> dict[str, Any]:
+def _make_clip(job: Job) -> dict[str, Any]:
     """Pool task: spec, mp4 and manifest row (with timings) of one clip."""
     index, seed, cfg, clips_dir = job
     spec = clip_spec(seed, index, cfg)
@@ -246,8 +251,10 @@ def generate(
         The manifest as written (pandas DataFrame, paths relative to ``out_dir``), with
         ``attrs["timings"]``: mean seconds per clip of ``render``, ``synth`` and ``encode``, and ``wall``:
         the total seconds.
+
+    Raises:
+        WorkerDied: A worker process died (killed for memory, say) before its clips were made.
     """
-    import pandas as pd
     from tqdm import tqdm
 
     from mmv.data.manifest import save_manifest
@@ -261,28 +268,86 @@ def generate(
     workers = max(1, min(int(workers or os.cpu_count() or 1), num_clips))
     jobs = [(i, int(seed), cfg, str(clips_dir)) for i in range(num_clips)]
     start = time.perf_counter()
-    bar = tqdm(total=num_clips, desc="toyworld", unit="clip", disable=not progress)
-    results: list[dict[str, Any]] = []
-    try:
-        if workers == 1:
-            _worker_init()
-            for job in jobs:
-                results.append(_make_clip(job))
-                bar.update()
-        else:
-            import multiprocessing as mp
-
-            with _single_threaded_env(), mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
-                chunk = max(1, min(8, num_clips // (4 * workers)))
-                for result in pool.imap(_make_clip, jobs, chunksize=chunk):
-                    results.append(result)
-                    bar.update()
-    finally:
-        bar.close()
+    with tqdm(total=num_clips, desc="toyworld", unit="clip", disable=not progress) as bar:
+        results = run_jobs(_make_clip, jobs, workers, on_result=lambda _: bar.update())
     wall = time.perf_counter() - start
 
-    rows = [r["row"] for r in results]
-    for row, split in zip(rows, assign_splits(num_clips, seed, cfg)):
+    df = _manifest_frame([r["row"] for r in results], seed, cfg)
+    df.attrs["root"] = str(out)
+    save_manifest(df, out / "manifest.parquet")
+    _write_metadata(out, cfg, seed, num_clips, df)
+    df.attrs["timings"] = {k: float(np.mean([r["timings"][k] for r in results])) for k in ("render", "synth", "encode")}
+    df.attrs["timings"]["wall"] = wall
+    return df
+
+
+class WorkerDied(RuntimeError):
+    """A toy-world worker process died (``SIGKILL``, the OOM killer, ``os._exit``) before its clips were made."""
+
+
+def run_jobs(
+    fn: Callable[[Job], Any],
+    jobs: Sequence[Job],
+    workers: int,
+    on_result: Callable[[Any], None] | None = None,
+) -> list[Any]:
+    """``[fn(job) for job in jobs]``, in this process (``workers <= 1``) or in ``workers`` spawned ones.
+
+    The workers are single-threaded (:func:`_single_threaded_env`, :func:`_worker_init`) and take the jobs in
+    chunks of up to 8. Unlike a ``multiprocessing.Pool``, which replaces a dead worker and waits forever for
+    the results it held, the pool is given up as soon as one worker dies: :class:`WorkerDied` names the clips.
+
+    Args:
+        fn: A module-level function (spawned workers import it) of one job ``(index, seed, cfg, clips_dir)``.
+        jobs: The jobs.
+        workers: Processes.
+        on_result: Called with each result as it arrives, in the jobs' order.
+
+    Returns:
+        The results, in the jobs' order.
+    """
+    on_result = on_result or (lambda _: None)
+    results: list[Any] = []
+    if workers <= 1:
+        _worker_init()
+        for job in jobs:
+            results.append(fn(job))
+            on_result(results[-1])
+        return results
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    chunk = max(1, min(8, len(jobs) // (4 * workers)))
+    chunks = [list(jobs[i : i + chunk]) for i in range(0, len(jobs), chunk)]
+    ctx = mp.get_context("spawn")
+    with _single_threaded_env(), ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+        futures = [pool.submit(_run_chunk, fn, c) for c in chunks]
+        try:
+            for future in futures:
+                for result in future.result():
+                    results.append(result)
+                    on_result(result)
+        except BrokenProcessPool as e:
+            done = len(results)
+            raise WorkerDied(
+                f"a toy-world worker process died (killed for memory? SIGKILL?) while making clip "
+                f"{clip_name(jobs[done][0])} or a later one: clips {clip_name(jobs[done][0])} to "
+                f"{clip_name(jobs[-1][0])} ({len(jobs) - done} of {len(jobs)}) were not made"
+            ) from e
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return results
+
+
+def _run_chunk(fn: Callable[[Job], Any], jobs: list[Job]) -> list[Any]:
+    return [fn(job) for job in jobs]
+
+
+def _manifest_frame(rows: list[dict[str, Any]], seed: int, cfg: ToyWorldConfig) -> Any:
+    """The manifest of the clips' rows: splits assigned, labels typed like the schema."""
+    import pandas as pd
+
+    for row, split in zip(rows, assign_splits(len(rows), seed, cfg)):
         row["split"] = split
         row["fold"] = None
     df = pd.DataFrame(rows)
@@ -290,9 +355,11 @@ def generate(
         df[col] = df[col].astype(object)  # stored as parquet `string`, like the schema's text columns
     df["label_n_objects"] = df["label_n_objects"].astype("int64")
     df["label_pitch_hz"] = df["label_pitch_hz"].astype("float64")
-    df.attrs["root"] = str(out)
-    save_manifest(df, out / "manifest.parquet")
+    return df
 
+
+def _write_metadata(out: Path, cfg: ToyWorldConfig, seed: int, num_clips: int, df: Any) -> None:
+    """``toyworld.json`` and ``README.md``."""
     meta = {
         "generator": "mmv.toyworld",
         "format_version": 1,
@@ -305,7 +372,3 @@ def generate(
     }
     (out / "toyworld.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     (out / "README.md").write_text(_readme(cfg, seed, num_clips, df), encoding="utf-8")
-
-    df.attrs["timings"] = {k: float(np.mean([r["timings"][k] for r in results])) for k in ("render", "synth", "encode")}
-    df.attrs["timings"]["wall"] = wall
-    return df

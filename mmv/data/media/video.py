@@ -107,70 +107,87 @@ def _decode_indices(
             f"window past the end: needs source frame {last} (t = {last / info.fps:.3f} s), "
             f"the video has {info.num_frames} frames ({info.duration:.3f} s at {info.fps:g} fps)",
         )
-    cap = _open_capture(Path(path), path)
-    decoded: dict[int, np.ndarray] = {}
-
-    def convert(bgr: np.ndarray) -> np.ndarray:
-        if target is not None:
-            bgr = cv2.resize(bgr, (out_w, out_h), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-    def seek(index: int) -> None:
-        if not cap.set(cv2.CAP_PROP_POS_FRAMES, float(index)):
-            raise MediaError(path, f"unreadable frame {index}: seeking failed")
-
-    def ended(index: int, decodable: int) -> MediaError:
-        """The error for a frame ``index`` that does not decode, when ``decodable`` frames do."""
-        if index >= info.num_frames:
-            return MediaError(path, f"window past the end: needs source frame {index}, only {decodable} frames decode")
-        return MediaError(
-            path,
-            f"unreadable frame {index}: decoding stops after {decodable} of the {info.num_frames} frames "
-            "the header announces (truncated or corrupt stream)",
-        )
-
+    decoder = _Decoder(path, info, target)
     try:
-        wanted = sorted({int(i) for i in indices})
-        gap = math.inf if seek_gap is None else seek_gap
-        pos, fresh = 0, True  # pos: index of the frame the next grab() returns (a new capture is at frame 0)
-        for index in wanted:
-            if (fresh and index > 0) or index < pos or index - pos > gap:
-                seek(index)
-                pos = index
-            fresh = False
-            while pos < index and cap.grab():
-                pos += 1
-            if pos == index and cap.grab():
-                ok, bgr = cap.retrieve()
-                if not ok or bgr is None:
-                    raise MediaError(path, f"unreadable frame {index}: decoding failed")
-                decoded[index] = convert(bgr)
-                pos += 1
-                continue
-            # The stream ends before `index`: frames 0..pos-1 decode. One frame past them repeats the last.
-            if index > pos or pos == 0:
-                raise ended(index, pos)
-            last = decoded.get(pos - 1)
-            if last is None:
-                seek(pos - 1)
-                ok = cap.grab()
-                ok, bgr = cap.retrieve() if ok else (False, None)
-                if not ok or bgr is None:
-                    raise ended(index, pos - 1)
-                last = convert(bgr)
-            for j in wanted:
-                if j >= index:
-                    if j > pos:
-                        raise ended(j, pos)
-                    decoded[j] = last
-            break
+        decoded = decoder.decode(sorted({int(i) for i in indices}), math.inf if seek_gap is None else seek_gap)
     except cv2.error as e:
         raise MediaError(path, f"unreadable frame: OpenCV failed ({e})") from e
     finally:
-        cap.release()
+        decoder.cap.release()
     for k, index in enumerate(indices):
         result[k] = decoded[int(index)]
     return result
+
+
+class _Decoder:
+    """One OpenCV capture of ``path`` that decodes source frames in increasing order (:func:`_decode_indices`),
+    resized to ``target`` ``(H, W)`` when given. The caller releases ``cap``."""
+
+    def __init__(self, path: str | os.PathLike[str], info: VideoInfo, target: tuple[int, int] | None) -> None:
+        self.path, self.info, self.target = path, info, target
+        self.cap = _open_capture(Path(path), path)
+        self.decoded: dict[int, np.ndarray] = {}
+
+    def decode(self, wanted: list[int], gap: float) -> dict[int, np.ndarray]:
+        """``{index: RGB frame}`` of the sorted distinct ``wanted``; forward gaps over ``gap`` are sought."""
+        pos, fresh = 0, True  # pos: index of the frame the next grab() returns (a new capture is at frame 0)
+        for n, index in enumerate(wanted):
+            if (fresh and index > 0) or index < pos or index - pos > gap:
+                self._seek(index)
+                pos = index
+            fresh = False
+            while pos < index and self.cap.grab():
+                pos += 1
+            if pos == index and self.cap.grab():
+                ok, bgr = self.cap.retrieve()
+                if not ok or bgr is None:
+                    raise MediaError(self.path, f"unreadable frame {index}: decoding failed")
+                self.decoded[index] = self._convert(bgr)
+                pos += 1
+                continue
+            self._repeat_last(wanted[n:], pos)
+            break
+        return self.decoded
+
+    def _repeat_last(self, rest: list[int], pos: int) -> None:
+        """The stream ends before ``rest[0]``: frames 0..pos-1 decode. One frame past them repeats the last;
+        any later one is an error."""
+        index = rest[0]
+        if index > pos or pos == 0:
+            raise self._ended(index, pos)
+        last = self.decoded.get(pos - 1)
+        if last is None:
+            self._seek(pos - 1)
+            ok = self.cap.grab()
+            ok, bgr = self.cap.retrieve() if ok else (False, None)
+            if not ok or bgr is None:
+                raise self._ended(index, pos - 1)
+            last = self._convert(bgr)
+        for j in rest:
+            if j > pos:
+                raise self._ended(j, pos)
+            self.decoded[j] = last
+
+    def _convert(self, bgr: np.ndarray) -> np.ndarray:
+        if self.target is not None:
+            bgr = cv2.resize(bgr, (self.target[1], self.target[0]), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def _seek(self, index: int) -> None:
+        if not self.cap.set(cv2.CAP_PROP_POS_FRAMES, float(index)):
+            raise MediaError(self.path, f"unreadable frame {index}: seeking failed")
+
+    def _ended(self, index: int, decodable: int) -> MediaError:
+        """The error for a frame ``index`` that does not decode, when ``decodable`` frames do."""
+        if index >= self.info.num_frames:
+            return MediaError(
+                self.path, f"window past the end: needs source frame {index}, only {decodable} frames decode"
+            )
+        return MediaError(
+            self.path,
+            f"unreadable frame {index}: decoding stops after {decodable} of the {self.info.num_frames} frames "
+            "the header announces (truncated or corrupt stream)",
+        )
 
 
 def read_video(

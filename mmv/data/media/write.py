@@ -53,28 +53,9 @@ def write_video(
         ValueError: wrong dtype, shape, odd size, bad fps / crf / sample rate.
         MediaError: ``"cannot write"`` when encoding or writing fails.
     """
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
-        raise ValueError(f"frames: must be a uint8 ndarray, got {getattr(frames, 'dtype', type(frames))}")
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
-        raise ValueError(f"frames: must be [T, H, W, 3] with T >= 1, got shape {frames.shape}")
-    _, height, width, _ = frames.shape
-    if height % 2 or width % 2 or height < 2 or width < 2:
-        raise ValueError(f"frames: H and W must be even for yuv420p, got {height}x{width}")
-    if not (fps > 0 and math.isfinite(fps)):
-        raise ValueError(f"fps: must be > 0, got {fps}")
-    if int(crf) != crf or not 0 <= crf <= 51:
-        raise ValueError(f"crf: must be an int in [0, 51], got {crf}")
+    height, width = _check_frames(frames, fps, crf)
     if audio is not None:
-        audio = np.asarray(audio)
-        if not np.issubdtype(audio.dtype, np.floating):
-            raise ValueError(f"audio: must be float in [-1, 1], got dtype {audio.dtype}")
-        if audio.ndim == 2 and audio.shape[1] == 1:
-            audio = audio[:, 0]
-        if audio.ndim != 1 or len(audio) == 0:
-            raise ValueError(f"audio: must be mono [S] with S >= 1, got shape {audio.shape}")
-        if sample_rate not in AAC_SAMPLE_RATES:
-            raise ValueError(f"sample_rate: AAC supports {AAC_SAMPLE_RATES}, got {sample_rate}")
-        audio = np.clip(np.nan_to_num(audio.astype(np.float32)), -1.0, 1.0)
+        audio = _mono_audio(audio, sample_rate)
     try:
         with atomic_file(path) as tmp:
             with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
@@ -87,25 +68,67 @@ def write_video(
                     astream = container.add_stream("aac", rate=int(sample_rate), layout="mono")
                     astream.bit_rate = 64000
                     astream.options = {"aac_coder": "fast"}  # ~3x faster than the default 'twoloop'
-                for i, frame in enumerate(frames):
-                    vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-                    vf.pts = i
-                    container.mux(vstream.encode(vf))
-                container.mux(vstream.encode(None))
+                _mux_frames(container, vstream, frames)
                 if astream is not None:
-                    cc = astream.codec_context
-                    if not cc.is_open:
-                        cc.open()
-                    chunk = cc.frame_size or 1024  # AAC: 1024 samples per frame
-                    for s in range(0, len(audio), chunk):
-                        af = av.AudioFrame.from_ndarray(audio[None, s : s + chunk], format="fltp", layout="mono")
-                        af.sample_rate = int(sample_rate)
-                        af.pts = s
-                        af.time_base = Fraction(1, int(sample_rate))
-                        container.mux(astream.encode(af))
-                    container.mux(astream.encode(None))
+                    _mux_audio(container, astream, audio, sample_rate)
     except (av.FFmpegError, OSError) as e:
         raise MediaError(path, f"cannot write: {e}") from e
+
+
+def _check_frames(frames: np.ndarray, fps: float, crf: int) -> tuple[int, int]:
+    """``(H, W)`` of frames :func:`write_video` can encode; ``ValueError`` otherwise (or for a bad fps/crf)."""
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
+        raise ValueError(f"frames: must be a uint8 ndarray, got {getattr(frames, 'dtype', type(frames))}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise ValueError(f"frames: must be [T, H, W, 3] with T >= 1, got shape {frames.shape}")
+    _, height, width, _ = frames.shape
+    if height % 2 or width % 2 or height < 2 or width < 2:
+        raise ValueError(f"frames: H and W must be even for yuv420p, got {height}x{width}")
+    if not (fps > 0 and math.isfinite(fps)):
+        raise ValueError(f"fps: must be > 0, got {fps}")
+    if int(crf) != crf or not 0 <= crf <= 51:
+        raise ValueError(f"crf: must be an int in [0, 51], got {crf}")
+    return height, width
+
+
+def _mono_audio(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Float32 ``[S]`` in ``[-1, 1]`` (NaN -> 0, clipped) for the AAC stream; ``ValueError`` if it cannot be."""
+    audio = np.asarray(audio)
+    if not np.issubdtype(audio.dtype, np.floating):
+        raise ValueError(f"audio: must be float in [-1, 1], got dtype {audio.dtype}")
+    if audio.ndim == 2 and audio.shape[1] == 1:
+        audio = audio[:, 0]
+    if audio.ndim != 1 or len(audio) == 0:
+        raise ValueError(f"audio: must be mono [S] with S >= 1, got shape {audio.shape}")
+    if sample_rate not in AAC_SAMPLE_RATES:
+        raise ValueError(f"sample_rate: AAC supports {AAC_SAMPLE_RATES}, got {sample_rate}")
+    return np.clip(np.nan_to_num(audio.astype(np.float32)), -1.0, 1.0)
+
+
+def _mux_frames(container: av.container.OutputContainer, vstream: av.VideoStream, frames: np.ndarray) -> None:
+    """Encodes the RGB frames (pts 0, 1, ...) and flushes the encoder."""
+    for i, frame in enumerate(frames):
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf.pts = i
+        container.mux(vstream.encode(vf))
+    container.mux(vstream.encode(None))
+
+
+def _mux_audio(
+    container: av.container.OutputContainer, astream: av.AudioStream, audio: np.ndarray, sample_rate: int
+) -> None:
+    """Encodes mono float32 audio in encoder-sized frames (pts in samples) and flushes the encoder."""
+    cc = astream.codec_context
+    if not cc.is_open:
+        cc.open()
+    chunk = cc.frame_size or 1024  # AAC: 1024 samples per frame
+    for s in range(0, len(audio), chunk):
+        af = av.AudioFrame.from_ndarray(audio[None, s : s + chunk], format="fltp", layout="mono")
+        af.sample_rate = int(sample_rate)
+        af.pts = s
+        af.time_base = Fraction(1, int(sample_rate))
+        container.mux(astream.encode(af))
+    container.mux(astream.encode(None))
 
 
 def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
