@@ -123,8 +123,27 @@ def validate_manifest(df: pd.DataFrame, where: str | os.PathLike = "<manifest>")
     present_paths = [c for c in PATH_COLUMNS if c in df.columns]
     if not present_paths:
         raise ValueError(f"{where}: missing required column: one of {', '.join(map(repr, PATH_COLUMNS))}")
-
     ids = df["clip_id"].tolist()
+    _check_ids_and_splits(df, ids, where)
+    _check_paths(df, ids, present_paths, where)
+    _check_times(df, ids, where)
+    if "captions" in df.columns:
+        checked: set[int] = set()  # rows of one video often share one caption list: check it once
+        for cid, caps in zip(ids, df["captions"].tolist()):
+            if id(caps) in checked:
+                continue
+            problem = _check_captions(caps)
+            if problem:
+                raise _row_error(where, cid, "captions", problem)
+            checked.add(id(caps))
+    if "fold" in df.columns:
+        for cid, v in zip(ids, df["fold"].tolist()):
+            if not _is_null(v) and not (_is_number(v) and float(v).is_integer()):
+                raise _row_error(where, cid, "fold", f"must be an integer or null, got {v!r}")
+
+
+def _check_ids_and_splits(df: pd.DataFrame, ids: list, where: str) -> None:
+    """clip_id: non-empty and unique strings; dataset and split: non-empty strings, split one of :data:`SPLITS`."""
     for cid in ids:
         if not isinstance(cid, str) or not cid:
             raise _row_error(where, cid, "clip_id", "must be a non-empty string")
@@ -133,7 +152,6 @@ def validate_manifest(df: pd.DataFrame, where: str | os.PathLike = "<manifest>")
         if cid in seen:
             raise _row_error(where, cid, "clip_id", f"duplicate (rows {seen[cid]} and {i})")
         seen[cid] = i
-
     for col in ("dataset", "split"):
         for cid, v in zip(ids, df[col].tolist()):
             if not isinstance(v, str) or not v:
@@ -142,6 +160,9 @@ def validate_manifest(df: pd.DataFrame, where: str | os.PathLike = "<manifest>")
         if v not in SPLITS:
             raise _row_error(where, cid, "split", f"must be one of {', '.join(SPLITS)}, got {v!r}")
 
+
+def _check_paths(df: pd.DataFrame, ids: list, present_paths: list[str], where: str) -> None:
+    """Each path column holds strings or nulls, and every clip has at least one path."""
     path_values = [df[c].tolist() for c in present_paths]
     for col, values in zip(present_paths, path_values):
         for cid, v in zip(ids, values):
@@ -151,6 +172,9 @@ def validate_manifest(df: pd.DataFrame, where: str | os.PathLike = "<manifest>")
         if all(_is_null(values[i]) or values[i] == "" for values in path_values):
             raise _row_error(where, cid, "/".join(PATH_COLUMNS), "every path is null: the clip has no media")
 
+
+def _check_times(df: pd.DataFrame, ids: list, where: str) -> None:
+    """start: a finite number >= 0 (0 when absent); end: null or a finite number after start."""
     starts = df["start"].tolist() if "start" in df.columns else [0.0] * len(ids)
     ends = df["end"].tolist() if "end" in df.columns else [None] * len(ids)
     for cid, s, e in zip(ids, starts, ends):
@@ -164,21 +188,6 @@ def validate_manifest(df: pd.DataFrame, where: str | os.PathLike = "<manifest>")
             raise _row_error(where, cid, "end", f"must be a finite number of seconds or null, got {e!r}")
         if e <= s:
             raise _row_error(where, cid, "end", f"must be > start ({s}), got {e}")
-
-    if "captions" in df.columns:
-        checked: set[int] = set()  # rows of one video often share one caption list: check it once
-        for cid, caps in zip(ids, df["captions"].tolist()):
-            if id(caps) in checked:
-                continue
-            problem = _check_captions(caps)
-            if problem:
-                raise _row_error(where, cid, "captions", problem)
-            checked.add(id(caps))
-
-    if "fold" in df.columns:
-        for cid, v in zip(ids, df["fold"].tolist()):
-            if not _is_null(v) and not (_is_number(v) and float(v).is_integer()):
-                raise _row_error(where, cid, "fold", f"must be an integer or null, got {v!r}")
 
 
 # ---------------------------------------------------------------------------------------------------
