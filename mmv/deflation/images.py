@@ -181,19 +181,10 @@ def frames_from_manifest(
         rng = np.random.default_rng([seed, row_number])
         image_path, video_path = row.get("image_path"), row.get("video_path")
         try:
-            if image_path:
-                frames = prepare_image(_read_image(Path(image_path)), size)[None]
-                names = [str(image_path)]
-            elif video_path:
-                info = video_info(video_path)
-                start = float(row.get("start") or 0.0)
-                end = row.get("end")
-                end = info.duration if end is None or not math.isfinite(end) else min(float(end), info.duration)
-                times = _frame_times(start, end, info.fps, frames_per_clip, position, rng)
-                frames = torch.stack([prepare_image(f, size) for f in read_frames_at(video_path, times)])
-                names = [f"{row['clip_id']}@{t:.3f}s" for t in times]
-            else:
+            read = _row_frames(row, size, frames_per_clip, position, rng)
+            if read is None:
                 continue  # an audio-only row has no picture
+            frames, names = read
         except (MediaError, OSError, ValueError, cv2.error) as e:
             skipped[str(image_path or video_path)] = str(e)
             continue
@@ -206,3 +197,25 @@ def frames_from_manifest(
     if not images:
         raise ValueError(f"frames_from_manifest: no readable frame ({len(skipped)} clips unreadable)")
     return ImageSet(_stack(images, size), sources, labels, skipped)
+
+
+def _row_frames(
+    row: dict[str, Any], size: int, frames_per_clip: int, position: str, rng: np.random.Generator
+) -> tuple[torch.Tensor, list[str]] | None:
+    """``([N, S, S, 3] uint8 frames, their source names)`` of one manifest row, or ``None`` for an audio-only row.
+
+    A row with an ``image_path`` gives that image; otherwise ``frames_per_clip`` frames of its video's
+    ``[start, end)`` window at :func:`_frame_times`. Raises what the media readers raise for a bad file.
+    """
+    image_path, video_path = row.get("image_path"), row.get("video_path")
+    if image_path:
+        return prepare_image(_read_image(Path(image_path)), size)[None], [str(image_path)]
+    if not video_path:
+        return None
+    info = video_info(video_path)
+    start = float(row.get("start") or 0.0)
+    end = row.get("end")
+    end = info.duration if end is None or not math.isfinite(end) else min(float(end), info.duration)
+    times = _frame_times(start, end, info.fps, frames_per_clip, position, rng)
+    frames = torch.stack([prepare_image(f, size) for f in read_frames_at(video_path, times)])
+    return frames, [f"{row['clip_id']}@{t:.3f}s" for t in times]
