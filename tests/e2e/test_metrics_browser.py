@@ -2,8 +2,8 @@
 
 Checks, as a person would see them: a box drawn on the Spaces map selects clips; on the Metrics page the scope
 "Selection from Spaces" says as many clips as were selected and the metrics table changes from the test split's
-to exactly the numbers ``app.metrics`` computes on those clips; the "Metrics · CSV" download is a ZIP whose
-table equals them, with its provenance; a URL with query parameters reopens the Retrieval and Spaces views it
+to exactly the numbers ``app.logic.bank_metrics`` computes on those clips; the "Metrics · CSV" download is a ZIP
+whose table equals them, with its provenance; a URL with query parameters reopens the Retrieval and Spaces views it
 names, and a bad parameter is ignored with a warning; the coordinates and neighbours downloads hold what the
 page shows. Screenshots: ``metrics``, ``metrics-url``.
 """
@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 
-from app import export, metrics
+from app.logic import bank_metrics as metrics
+from app.logic import export
 from e2e.conftest import settle
 from e2e.test_app_browser import _select_box
 

@@ -4,7 +4,7 @@
 private directory under a suffix that matches its contents, its probed duration, size and streams, and
 notes for the user) or raises :class:`UploadError`, whose message is written for the person who uploaded
 the file (what is wrong, what to do), never a traceback. :func:`validate_text` does the same for a typed
-query. Decoding into model inputs is :mod:`app.prepare`'s job.
+query. Decoding into model inputs is :mod:`app.logic.query_embedding`'s job.
 
 Decisions (the issue leaves them open):
 
@@ -18,7 +18,7 @@ Decisions (the issue leaves them open):
 * **Text** must be UTF-8 (a BOM is allowed); anything else is refused with the offending byte and position.
 * **Duration**: up to ``max_seconds`` (2 minutes by default); longer clips are refused (trim them first), so
   a 10-minute upload never ties up the server. Within the limit, a clip longer than the model's window is
-  cut to one window or averaged over several (:mod:`app.prepare`).
+  cut to one window or averaged over several (:mod:`app.logic.query_embedding`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from app.uploads import UploadError, ValidUpload
+from app.logic.uploads import UploadError, ValidUpload
 from mmv.data.dataset import ClipDataset, collate_clips
 from mmv.data.manifest import normalize_manifest
 from mmv.data.transforms import EvalVideoTransform
@@ -140,7 +140,7 @@ def prepare_upload(
     """Decodes a checked upload into model inputs.
 
     Args:
-        upload: from :func:`app.uploads.validate_upload` (or :func:`~app.uploads.validate_text`).
+        upload: from :func:`app.logic.uploads.validate_upload` (or :func:`~app.logic.uploads.validate_text`).
         config: the model's :class:`mmv.config.MMVConfig`.
         window_mode: ``'average'`` (``num_windows`` linearly spaced windows over the whole clip, their
             embeddings averaged) or ``'cut'`` (one window starting at ``start`` seconds).
@@ -205,8 +205,8 @@ def prepare_upload(
 
 
 def prepare_text(text: str, config: Any) -> PreparedQuery:
-    """A typed text query (see :func:`app.uploads.validate_text` for the checks)."""
-    from app.uploads import validate_text
+    """A typed text query (see :func:`app.logic.uploads.validate_text` for the checks)."""
+    from app.logic.uploads import validate_text
 
     return prepare_upload(validate_text(text), config)
 

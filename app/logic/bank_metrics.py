@@ -1,11 +1,12 @@
 """Retrieval metrics of a bank on a set of its clips: R@k and median rank per direction, ranks, hubs, alignment.
 
-Plain functions over :class:`app.logic.BankSearch` (no Streamlit here; ``app/app_pages/metrics.py`` lays them
-out). The ranking is the evaluation's own (:mod:`mmv.eval.retrieval`): :func:`~mmv.eval.retrieval.retrieval_metrics`
-on the cosine matrix of a direction's queries against its candidates, ties broken pessimistically, a clip's
-correct candidates being the clips with the same media (:func:`~mmv.eval.retrieval.media_groups`), the directions
-and their spaces those of :data:`~mmv.eval.retrieval.DIRECTIONS`. So on the test split of a bank built with the
-evaluation's windows, the numbers are ``training.evaluate``'s (``tests/test_app_metrics.py`` checks it).
+Plain functions over :class:`~app.logic.bank_search.BankSearch` (the Metrics page, ``app/views/metrics.py``, lays
+them out). The ranking is the evaluation's own (:mod:`mmv.eval.retrieval`):
+:func:`~mmv.eval.retrieval.retrieval_metrics` on the cosine matrix of a direction's queries against its candidates,
+ties broken pessimistically, a clip's correct candidates being the clips with the same media
+(:func:`~mmv.eval.retrieval.media_groups`), the directions and their spaces those of
+:data:`~mmv.eval.retrieval.DIRECTIONS`. So on the test split of a bank built with the evaluation's windows, the
+numbers are ``training.evaluate``'s (``tests/test_app_metrics.py`` checks it).
 
 Scope: the **test split** (``meta["split"] == "test"``) or **any list of bank rows** (the Spaces page's
 selection). Queries and candidates are both restricted to the scope, as the evaluation restricts both to its
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.logic import percentiles
+from app.logic.bank_search import percentiles
 from mmv.eval.retrieval import DIRECTIONS, RECALL_AT, media_groups, retrieval_metrics
 
 #: Most clips a scope is ranked on (the similarity matrices are ``[Q, N]`` float64); above, a seeded sample.

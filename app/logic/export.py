@@ -1,6 +1,6 @@
 """Exports (tables as CSV or parquet with a provenance JSON) and the view's URL query parameters.
 
-No Streamlit here (``app/export_widgets.py`` puts these behind download buttons and ``st.query_params``).
+``app/widgets/downloads.py`` puts these behind download buttons, ``app/widgets/view_url.py`` behind ``st.query_params``.
 
 **Exports.** Every export is one ZIP archive holding the table(s) (``<name>.csv`` or ``<name>.parquet``) and
 ``provenance.json``: what was exported (``kind``), when (``created``, UTC), by which app (``app``: mmv version,
@@ -34,7 +34,7 @@ import pandas as pd
 FORMATS = ("csv", "parquet")
 PROVENANCE_FILE = "provenance.json"
 PARQUET_KEY = b"mmv_provenance"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Bank provenance entries copied into an export's provenance (the rest, e.g. timings and index details, is not
 #: about what the numbers mean).
 BANK_KEYS = (
