@@ -22,10 +22,11 @@ from app.logic.query_embedding import (
     tokenize_text,
     window_seconds,
 )
-from app.logic.uploads import UploadError, UploadLimits, sniff, validate_text, validate_upload
+from app.logic.uploads import UploadError, UploadLimits, validate_text, validate_upload
 from mmv import create_model
 from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest
+from mmv.data.media.probe import sniff
 
 
 @pytest.fixture(scope="module")
