@@ -307,9 +307,3 @@ def frame_strip(video: torch.Tensor, max_frames: int = 16) -> np.ndarray:
         frames = (frames.clamp(0, 1) * 255).round().to(torch.uint8)
     idx = np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int)
     return np.concatenate([frames[i].numpy() for i in idx], axis=1)
-
-
-@torch.no_grad()
-def log_mel(model: MMV, wave: torch.Tensor) -> np.ndarray:
-    """The model's own log-mel front end on one waveform ``[N]``: float32 ``[frames, mel_bins]``."""
-    return model.audio_frontend(wave[None].to(torch.float32))[0].cpu().numpy()

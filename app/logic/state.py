@@ -30,7 +30,6 @@ MODEL_PATH = "model_path"
 BANK_PATH = "bank_path"
 SELECTED_ROWS = "selected_rows"  # clips selected on the Spaces page (box / lasso), list[int]
 INSPECT = "inspect"  # (row, modality) of the clicked point, or None
-QUERY = "retrieval_query"  # the Retrieval page's current query, see views/retrieval.py
 PLAYING = "playing"  # which result's player is open: (page, row, modality)
 
 

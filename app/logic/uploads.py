@@ -40,7 +40,6 @@ from mmv.data.media.probe import sniff
 VIDEO_KINDS = ("mp4", "matroska", "avi")
 AUDIO_KINDS = ("wav", "flac", "ogg", "mp3", "aac")
 IMAGE_KINDS = ("png", "jpeg", "gif", "webp", "bmp")
-TEXT_KINDS = ("text",)
 
 #: The suffix a file of each kind is stored under (so the media readers' own extension check agrees).
 _SUFFIX = {
