@@ -12,11 +12,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from app.logic import state
+
+if TYPE_CHECKING:
+    from app.logic.bank_search import BankSearch
+    from mmv.models.mmv import MMV
 
 logger = logging.getLogger(__name__)
 UPLOAD_CACHE_ENTRIES = 8
@@ -39,7 +43,7 @@ def load_log() -> logging.Logger:
 
 
 @st.cache_resource(show_spinner="Loading the model\u2026", max_entries=4)
-def load_model(path: str) -> Any:
+def load_model(path: str) -> MMV:
     """The checkpoint at ``path`` in eval mode (safetensors; nothing is unpickled)."""
     import torch
 
@@ -56,7 +60,7 @@ def load_model(path: str) -> Any:
 
 
 @st.cache_resource(show_spinner="Loading the embedding bank\u2026", max_entries=4)
-def load_bank(path: str) -> Any:
+def load_bank(path: str) -> BankSearch:
     """The bank at ``path`` as a :class:`~app.logic.bank_search.BankSearch` (its caches live as long as it does)."""
     from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
