@@ -55,17 +55,28 @@ BANK_KEYS = (
 # ---------------------------------------------------------------------------------------------------
 
 
+def _git_dirs(root: Path) -> tuple[Path, Path]:
+    """``(git dir, common dir)`` of a checkout: both ``root/.git`` in a plain clone; in a worktree, whose ``.git``
+    is a ``gitdir: <path>`` file, its own directory (``HEAD``) and the repository's (``refs``, ``packed-refs``)."""
+    git = root / ".git"
+    if git.is_file():
+        git = (root / git.read_text().strip().removeprefix("gitdir:").strip()).resolve()
+    common = git / "commondir"
+    return git, (git / common.read_text().strip()).resolve() if common.is_file() else git
+
+
 def git_commit(root: Path = ROOT) -> str | None:
     """The checked-out commit (read from ``.git``: no subprocess), or ``None`` outside a git checkout."""
-    git = root / ".git"
     try:
+        git, common = _git_dirs(root)
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head or None
         ref = head[5:]
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip() or None
-        for line in (git / "packed-refs").read_text().splitlines():
+        for d in dict.fromkeys((git, common)):
+            if (d / ref).is_file():
+                return (d / ref).read_text().strip() or None
+        for line in (common / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split(" ", 1)[0]
     except OSError:
