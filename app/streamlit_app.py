@@ -1,10 +1,10 @@
 """mmv explorer: ``streamlit run app`` (from the repository root, so ``.streamlit/config.toml`` applies).
 
 The entry script: page setup, the shared sidebar (checkpoint and bank, with a summary of the bank), and the
-navigation over one file per page in ``app/app_pages/``. To add a page, write ``app/app_pages/<name>.py``
-(layout only; logic in a plain module) and list it in :data:`PAGES`. The model and the bank are loaded once
-per server (``app/resources.py``); the Spaces page needs only the bank, so the first page renders without
-loading the model.
+navigation over one file per page in ``app/views/``. To add a page, write ``app/views/<name>.py`` (layout only;
+logic in ``app/logic/``) and list it in :data:`PAGES` (not in a ``pages/`` folder: see ``app/__init__.py``). The
+model and the bank are loaded once per server (``app/widgets/resources.py``); the Spaces page needs only the bank,
+so the first page renders without loading the model.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ if str(ROOT) not in sys.path:  # `streamlit run app` puts app/ on the path, not 
 
 import streamlit as st  # noqa: E402
 
-from app import state  # noqa: E402
+from app.logic import state  # noqa: E402
 
 #: ``(file, title, icon)`` of every page, in the order of the navigation; the first is the default.
 PAGES = (
-    ("app_pages/spaces.py", "Spaces", ":material/scatter_plot:"),
-    ("app_pages/retrieval.py", "Retrieval", ":material/search:"),
-    ("app_pages/upload.py", "Upload", ":material/upload_file:"),
-    ("app_pages/metrics.py", "Metrics", ":material/leaderboard:"),
-    ("app_pages/deflation_lab.py", "Deflation lab", ":material/photo_camera:"),
-    ("app_pages/model.py", "Model", ":material/model_training:"),
-    ("app_pages/tour.py", "Tour", ":material/school:"),
+    ("views/spaces.py", "Spaces", ":material/scatter_plot:"),
+    ("views/retrieval.py", "Retrieval", ":material/search:"),
+    ("views/upload.py", "Upload", ":material/upload_file:"),
+    ("views/metrics.py", "Metrics", ":material/leaderboard:"),
+    ("views/deflation_lab.py", "Deflation lab", ":material/photo_camera:"),
+    ("views/model.py", "Model", ":material/model_training:"),
+    ("views/tour.py", "Tour", ":material/school:"),
 )
 
 
@@ -41,7 +41,7 @@ def _choices() -> tuple[list[str], list[str]]:
 
 
 def _bank_summary(bank_path: str, model_path: str) -> None:
-    from app import resources
+    from app.widgets import resources
 
     if not state.is_bank(Path(bank_path)):
         st.warning(f"No bank at `{state.display_path(bank_path)}`.")

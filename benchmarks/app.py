@@ -125,7 +125,7 @@ def bench_startup(model: Path, bank: Path, timeout: float = 120.0) -> dict[str, 
 
 
 def bench_text(model, search, runs: int = 50) -> list[float]:
-    from app.prepare import embed_query, prepare_text
+    from app.logic.query_embedding import embed_query, prepare_text
 
     def one(q: str) -> None:
         vectors = embed_query(model, prepare_text(q, model.config))["text"]
@@ -142,8 +142,8 @@ def bench_text(model, search, runs: int = 50) -> list[float]:
 
 
 def bench_upload(model, search, runs: int = 3) -> tuple[float, list[float], list[float]]:
-    from app.prepare import embed_query, prepare_upload
-    from app.uploads import validate_upload
+    from app.logic.query_embedding import embed_query, prepare_upload
+    from app.logic.uploads import validate_upload
 
     times, cpu = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    from app.logic import BankSearch
+    from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
     from mmv.checkpoint import load_checkpoint
 

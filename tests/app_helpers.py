@@ -168,7 +168,7 @@ def app_environment(model: Path, bank: Path, uploads: Path | None = None, clear_
     """
     import streamlit as st
 
-    from app import state
+    from app.logic import state
 
     saved = {k: os.environ.get(k) for k in (state.ENV_MODEL, state.ENV_BANK)}
     os.environ[state.ENV_MODEL], os.environ[state.ENV_BANK] = str(model), str(bank)

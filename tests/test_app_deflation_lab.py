@@ -1,4 +1,4 @@
-"""The Deflation lab: its logic (``app/deflation_lab.py``) and its page, on real tiny checkpoints and a real bank.
+"""The Deflation lab: its logic (``app/logic/deflation_compare.py``) and its page, on tiny checkpoints and a real bank.
 
 Models: the tiny random ``tiny_fac`` (S3D-G) of ``tests/app_helpers.py`` and its bank over the 48 bundled toy-world
 clips; a copy of that checkpoint recalibrated by ``training.deflate``'s ``main`` for a few steps (so it carries a
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from app_helpers import SAMPLE_MANIFEST, TINY_OVERRIDES, TOYWORLD, app_environment, tiny_model_and_bank, tiny_vocabulary
 
-from app import state
-from app.deflation_lab import (
+from app.logic import state
+from app.logic.deflation_compare import (
     BUNDLED_STILLS,
     MAX_IMAGES,
     LabImage,
@@ -47,7 +47,7 @@ from mmv.deflation import MODES, compare, embed_images
 
 SIZE = TINY_OVERRIDES["video"]["frame_size"]
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
-PAGE = "app_pages/deflation_lab.py"
+PAGE = "views/deflation_lab.py"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def model(calibrated_dir):
 
 @pytest.fixture(scope="module")
 def search(tiny):
-    from app.logic import BankSearch
+    from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
 
     return BankSearch(Bank.load(tiny[1]))
@@ -158,7 +158,7 @@ def test_neighbours_are_the_banks_top_k_and_points_its_projection(lab, search):
     np.testing.assert_allclose(frame[["x", "y"]].to_numpy(), bank.project("vat", vectors), atol=1e-5)
     assert frame["mode"].tolist() == list(MODES) * len(lab.images)
     # The figure joins each image's inflated point to its naive and calibrated points by arrows.
-    from app.maps import map_points
+    from app.logic.maps import map_points
 
     fig = lab_figure(map_points(bank.coords("vat"), search.meta), lab)
     arrows = fig.layout.annotations
@@ -252,7 +252,7 @@ def test_bad_images_are_refused_with_a_reason(model):
 
 
 def test_a_tsm_checkpoint_works(tmp_path):
-    from app.logic import BankSearch
+    from app.logic.bank_search import BankSearch
     from mmv import create_model
     from mmv.bank import Bank, BankOptions, build_bank
     from mmv.checkpoint import load_checkpoint, save_checkpoint
@@ -417,8 +417,8 @@ def _png() -> bytes:
 
 
 def test_page_shows_the_logics_numbers_for_an_uploaded_png(app_env, model, search, tmp_path):
-    from app.prepare import prepare_upload
-    from app.uploads import validate_upload
+    from app.logic.query_embedding import prepare_upload
+    from app.logic.uploads import validate_upload
 
     data = _png()
     at = _page(app_env, "An upload")

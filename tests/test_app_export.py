@@ -1,9 +1,9 @@
-"""Exports and the view in the URL (``app/export.py``), and the Metrics page driven by AppTest.
+"""Exports and the view in the URL (``app/logic/export.py``), and the Metrics page driven by AppTest.
 
 What is checked: a CSV or parquet export read back equals the data, and its provenance names the bank (with the
 checkpoint it was built from), the checkpoint chosen, the app's version and commit, the time and the view; URL
 parameters become widget values and back, bad ones are ignored with a warning; on the tiny model's toy-world
-bank the Metrics page shows exactly the numbers ``app.metrics`` computes, for the test split and for a
+bank the Metrics page shows exactly the numbers ``app.logic.bank_metrics`` computes, for the test split and for a
 selection; Spaces and Retrieval reopen the view a URL names and write their view into the URL.
 """
 
@@ -21,15 +21,16 @@ import pandas as pd
 import pytest
 from app_helpers import app_environment, tiny_model_and_bank
 
-from app import export, metrics, state
-from app.export import Param
+from app.logic import bank_metrics as metrics
+from app.logic import export, state
+from app.logic.export import Param
 
 pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ENTRY = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 TIMEOUT = 120
-METRICS_PAGE = "app_pages/metrics.py"
+METRICS_PAGE = "views/metrics.py"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def search(tiny):
-    from app.logic import BankSearch
+    from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
 
     return BankSearch(Bank.load(tiny[1]))
@@ -259,7 +260,7 @@ def test_metrics_page_says_when_the_selection_is_empty(tiny):
 
 def test_retrieval_reopens_the_view_in_the_url(tiny, search):
     params = {"source": "text", "q": "a blue square", "target": "audio", "k": "3"}
-    at = _app("app_pages/retrieval.py", params=params)
+    at = _app("views/retrieval.py", params=params)
     _no_exception(at)
     assert not at.warning
     assert at.text_input(key="retrieval_text").value == "a blue square"
@@ -268,7 +269,7 @@ def test_retrieval_reopens_the_view_in_the_url(tiny, search):
     at.slider(key="retrieval_k").set_value(5).run()  # a change goes into the URL
     assert at.query_params["k"] == "5" and at.text_input(key="retrieval_text").value == "a blue square"
     clip = str(search.meta["clip_id"].iloc[4])
-    at2 = _app("app_pages/retrieval.py", params={"source": "clip", "clip": clip, "modality": "audio", "k": "4"})
+    at2 = _app("views/retrieval.py", params={"source": "clip", "clip": clip, "modality": "audio", "k": "4"})
     _no_exception(at2)
     assert at2.selectbox(key="retrieval_clip").value == clip and at2.radio(key="retrieval_modality").value == "audio"
     assert "audio \u2192 video in S_va: top 4" in [s.value for s in at2.subheader]
@@ -276,7 +277,7 @@ def test_retrieval_reopens_the_view_in_the_url(tiny, search):
 
 
 def test_bad_url_parameters_never_crash_a_page(tiny):
-    at = _app("app_pages/retrieval.py", params={"k": "-3", "target": "smell", "clip": "no/such", "zz": "1"})
+    at = _app("views/retrieval.py", params={"k": "-3", "target": "smell", "clip": "no/such", "zz": "1"})
     _no_exception(at)
     warnings = "\n".join(w.value for w in at.warning)
     assert "`k=-3` is outside 1\u201350" in warnings and "`target=smell`" in warnings and "`zz`" in warnings

@@ -1,4 +1,4 @@
-"""The app's retrieval and map logic (app/logic.py, app/maps.py) on a planted bank with known answers.
+"""The app's retrieval and map logic (app/logic/bank_search.py, app/logic/maps.py) on a planted bank with known answers.
 
 The planted bank implements the bank interface in numpy: 6 clips whose video, audio and text vectors are
 built so that every nearest neighbour is known; clip 5 has no narration (no text vector).
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.logic import BankSearch, Direction, directions, percentiles, space_for, targets_for
-from app.maps import build_map, clicked_point, colour_options, is_click, map_points, selected_rows
+from app.logic.bank_search import BankSearch, Direction, directions, percentiles, space_for, targets_for
+from app.logic.maps import build_map, clicked_point, colour_options, is_click, map_points, selected_rows
 
 FAC = {"va": ["video", "audio"], "vat": ["video", "audio", "text"]}
 

@@ -1,4 +1,4 @@
-"""The Metrics page's logic (``app/metrics.py``) on planted banks whose answers are known, and on a real bank.
+"""The Metrics page's logic (``app/logic/bank_metrics.py``) on planted banks whose answers are known and a real bank.
 
 Planted banks are written by :func:`mmv.bank.write_bank` from chosen vectors: identical video, audio and text
 (every rank 1); text placed between its own clip and the next one (every text->video rank 2); one candidate
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app import metrics
-from app.logic import BankSearch
+from app.logic import bank_metrics as metrics
+from app.logic.bank_search import BankSearch
 from mmv.bank import write_bank
 from mmv.bank.index import normalize
 from mmv.bank.options import NO_MEDIA

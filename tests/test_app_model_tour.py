@@ -20,8 +20,8 @@ import pytest
 import torch
 from app_helpers import app_environment, tiny_model_and_bank
 
-from app import model_card
-from app import tour as tour_logic
+from app.logic import model_card
+from app.logic import tour_steps as tour_logic
 
 pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -73,7 +73,7 @@ def model(tiny):
 
 @pytest.fixture(scope="module")
 def search(tiny):
-    from app.logic import BankSearch
+    from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
 
     return BankSearch(Bank.load(tiny[1]))
@@ -220,7 +220,7 @@ def test_own_rank_counts_the_items_scoring_higher(search):
 
 
 def test_tour_answers_are_the_live_queries(model, search):
-    from app.prepare import embed_query, prepare_text
+    from app.logic.query_embedding import embed_query, prepare_text
 
     answers = tour_logic.run_tour(model, search)
     assert [a.step.key for a in answers] == ["text_video", "sound_video", "audio_text", "photo_video"]
@@ -276,7 +276,7 @@ def _app(page: str) -> AppTest:
 
 
 def test_model_page_shows_the_card(tiny, model):
-    at = _app("app_pages/model.py")
+    at = _app("views/model.py")
     assert at.title[0].value == "Model" and not at.error
     assert [m.value for m in at.metric] == ["tiny_fac", "fac_relu", f"{_numel(model):,}", "10"]
     params = next(d.value for d in at.dataframe if "parameters" in d.value.columns)
@@ -303,7 +303,7 @@ def _shown_hits(at: AppTest) -> list[str]:
 
 def test_tour_page_shows_the_live_answers_and_presents(tiny, model, search):
     answers = tour_logic.run_tour(model, search)
-    at = _app("app_pages/tour.py")
+    at = _app("views/tour.py")
     assert at.title[0].value == "Tour" and not at.error
     for i, answer in enumerate(answers):
         assert at.header[0].value == f"{i + 1} / 4 \u00b7 {answer.step.title}"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from app_helpers import REAL_CLIP, TOYWORLD, app_environment, bad_corpus, tiny_model_and_bank
 
-from app import state
+from app.logic import state
 
 pytest.importorskip("streamlit.testing.v1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -33,7 +33,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def search(tiny):
-    from app.logic import BankSearch
+    from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
 
     return BankSearch(Bank.load(tiny[1]))
@@ -107,9 +107,9 @@ def test_gallery_and_inspector_show_the_selected_clips(tiny, search):
 
 
 def test_text_query_lists_what_the_logic_returns(tiny, search, model):
-    from app.prepare import embed_query, prepare_text
+    from app.logic.query_embedding import embed_query, prepare_text
 
-    at = _app("app_pages/retrieval.py")
+    at = _app("views/retrieval.py")
     _no_traceback(at)
     query = "a red circle moves to the right"
     assert at.text_input(key="retrieval_text").value == query
@@ -131,7 +131,7 @@ def test_text_query_lists_what_the_logic_returns(tiny, search, model):
 
 
 def test_search_from_a_result_makes_it_the_query(tiny, search):
-    at = _app("app_pages/retrieval.py")
+    at = _app("views/retrieval.py")
     first = next(m.value for m in at.markdown if m.value.startswith("**1. "))
     clip_id = first.split("**")[1].split(". ", 1)[1]
     at.button(key=f"retrieval-from-{search.row_of(clip_id)}").click().run()
@@ -152,7 +152,7 @@ def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def test_every_bad_upload_gets_a_clear_message(tiny, tmp_path):
-    at = _app("app_pages/upload.py")
+    at = _app("views/upload.py")
     _no_traceback(at)
     for upload in bad_corpus(tmp_path):
         _upload(at, upload.name, upload.data)
@@ -170,7 +170,7 @@ def test_every_bad_upload_gets_a_clear_message(tiny, tmp_path):
 
 
 def test_search_from_an_upload_result_continues_on_the_retrieval_page(tiny, search):
-    at = _app("app_pages/upload.py")
+    at = _app("views/upload.py")
     _upload(at, "clip.mp4", (TOYWORLD / "clips" / "000004.mp4").read_bytes())
     first = next(m.value for m in at.markdown if m.value.startswith("**1. ") and " \u00b7 text \u00b7 " in m.value)
     clip_id = first.split("**")[1].split(". ", 1)[1]
@@ -184,9 +184,9 @@ def test_search_from_an_upload_result_continues_on_the_retrieval_page(tiny, sear
 
 
 def test_a_typed_text_on_the_upload_page(tiny, search, model):
-    from app.prepare import embed_query, prepare_text
+    from app.logic.query_embedding import embed_query, prepare_text
 
-    at = _app("app_pages/upload.py")
+    at = _app("views/upload.py")
     at.radio(key="upload_kind").set_value("Text").run()
     at.text_area(key="upload_text").set_value("a green star falls").run()
     _no_traceback(at)
@@ -199,7 +199,7 @@ def test_a_typed_text_on_the_upload_page(tiny, search, model):
 
 
 def test_a_bundled_mp4_with_sound_gets_results_in_every_direction(tiny, search):
-    at = _app("app_pages/upload.py")
+    at = _app("views/upload.py")
     _upload(at, REAL_CLIP.name, REAL_CLIP.read_bytes())
     _no_traceback(at)
     assert not at.error
@@ -217,8 +217,8 @@ def test_a_bundled_mp4_with_sound_gets_results_in_every_direction(tiny, search):
 
 def test_an_uploaded_bank_clip_embeds_like_its_bank_vector(tiny, search, model, tmp_path):
     """The bank embeds one window at the clip's start; the same window of the uploaded file gives the same vector."""
-    from app.prepare import embed_query, prepare_upload
-    from app.uploads import validate_upload
+    from app.logic.query_embedding import embed_query, prepare_upload
+    from app.logic.uploads import validate_upload
 
     clip = TOYWORLD / "clips" / "000007.mp4"
     row = search.row_of("toyworld/000007")

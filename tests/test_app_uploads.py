@@ -1,4 +1,4 @@
-"""Upload checks and decoding (app/uploads.py, app/prepare.py) without Streamlit and without a bank.
+"""Upload checks and decoding (app/logic/uploads.py, app/logic/query_embedding.py) without Streamlit and without a bank.
 
 Every file of the bad corpus gets its clear message (or, for the convertible ones, is converted and said so);
 decoded uploads match the bank pipeline (the same frames and audio as ClipDataset in eval mode); windows are
@@ -14,7 +14,7 @@ import pytest
 import torch
 from app_helpers import REAL_CLIP, TINY_OVERRIDES, TOYWORLD, bad_corpus, tiny_vocabulary
 
-from app.prepare import (
+from app.logic.query_embedding import (
     default_num_windows,
     embed_query,
     frame_strip,
@@ -22,10 +22,11 @@ from app.prepare import (
     tokenize_text,
     window_seconds,
 )
-from app.uploads import UploadError, UploadLimits, sniff, validate_text, validate_upload
+from app.logic.uploads import UploadError, UploadLimits, validate_text, validate_upload
 from mmv import create_model
 from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import load_manifest
+from mmv.data.media.probe import sniff
 
 
 @pytest.fixture(scope="module")

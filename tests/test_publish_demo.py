@@ -41,7 +41,7 @@ def test_a_finished_run_is_published_with_metrics_the_cli_reproduces(tmp_path: P
     card = (out / "README.md").read_text()
     assert summary["weights_digest"] in card and "| t2v_attr |" in card and "make demo-model" in card
     assert load_checkpoint(out).config == load_checkpoint(run / "model").config
-    from app.model_card import find_run_dir, read_metrics
+    from app.logic.model_card import find_run_dir, read_metrics
 
     assert find_run_dir(out) == out.resolve()  # the app's Model page finds the curves in the shipped folder
     log, source = read_metrics(find_run_dir(out))

@@ -1,5 +1,7 @@
-"""Evaluation: zero-shot retrieval, linear probes on frozen features, and the readers of evaluation datasets
-(``shared/mmv_spec.md`` section 7; protocols in ``docs/evaluation.md``). Embedding clips is :mod:`mmv.embed`'s."""
+"""Evaluation: zero-shot retrieval (:mod:`~mmv.eval.zero_shot`, the rank arithmetic in :mod:`~mmv.eval.ranking`) and
+linear probes on frozen features (:mod:`~mmv.eval.linear_probe`, :mod:`~mmv.eval.features`); image datasets for them
+(:mod:`~mmv.eval.datasets`). Protocols: ``shared/mmv_spec.md`` section 7 and ``docs/evaluation.md``. Embedding clips
+is :mod:`mmv.embed`'s; reading dataset layouts is :mod:`mmv.data.readers`'s."""
 
 from mmv.eval.features import extract_features
 from mmv.eval.linear_probe import probe, probe_manifest, run_probe

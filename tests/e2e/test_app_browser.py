@@ -23,7 +23,7 @@ QUERY = "a red circle moves to the right"
 
 @pytest.fixture(scope="module")
 def search(app_paths):
-    from app.logic import BankSearch
+    from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
 
     return BankSearch(Bank.load(app_paths[1]))
@@ -157,7 +157,7 @@ def test_clicking_a_point_opens_the_inspector(server, page, shoot, search):
 
 
 def test_text_query_returns_the_expected_clips(server, page, shoot, search, app_paths):
-    from app.prepare import embed_query, prepare_text
+    from app.logic.query_embedding import embed_query, prepare_text
     from mmv.checkpoint import load_checkpoint
 
     model = load_checkpoint(app_paths[0]).eval()

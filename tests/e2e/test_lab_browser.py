@@ -3,8 +3,8 @@
 The page needs a checkpoint with a calibration to show all three columns, so this module serves its own app:
 the e2e model (``app_paths``) when it has a ``deflation.safetensors`` (the demo's does), else a copy of it
 recalibrated for a few steps by ``python -m training.deflate``'s ``main``, with the same bank. The numbers the
-browser shows are compared with :func:`app.deflation_lab.run_lab` on the same image in this process. Screenshot:
-``deflation_lab``.
+browser shows are compared with :func:`app.logic.deflation_compare.run_lab` on the same image in this process.
+Screenshot: ``deflation_lab``.
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def _png_bytes() -> bytes:
 
 
 def test_uploaded_image_shows_the_three_columns_numbers(lab_app, page, shoot, tmp_path):
-    from app.deflation_lab import LabImage, run_lab
-    from app.logic import BankSearch
-    from app.prepare import prepare_upload
-    from app.uploads import validate_upload
+    from app.logic.bank_search import BankSearch
+    from app.logic.deflation_compare import LabImage, run_lab
+    from app.logic.query_embedding import prepare_upload
+    from app.logic.uploads import validate_upload
     from mmv.bank import Bank
     from mmv.checkpoint import load_checkpoint
     from mmv.deflation import MODES

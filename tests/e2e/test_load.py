@@ -9,7 +9,7 @@ its answer is on the page, so the server always has several runs in flight.
 
 Checked: every query issued got its answer (a query-specific mark on the page, then the run's end, then the right
 number of results), within :data:`ANSWER_TIMEOUT`; no session shows an exception and the server log holds no
-traceback; the model and the bank were each loaded once (``mmv.app.loads`` lines, ``app/resources.py``); the
+traceback; the model and the bank were each loaded once (``mmv.app.loads`` lines, ``app/widgets/resources.py``); the
 upload directory stayed within ``state.MAX_UPLOAD_DIRS``; and the server's memory (RSS summed over its process
 group, sampled from ``/proc`` every 0.2 s) grew by less than :data:`RSS_MARGIN_MIB` over its level once every
 session had its first answer. Bounded to about a minute on 2 cores (``MMV_LOAD_SECONDS`` changes the load phase).
@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from app_helpers import TOYWORLD
 
-from app import state
+from app.logic import state
 
 from .conftest import IDLE, STARTUP_TIMEOUT, start_server, stop_server, wait_for_health
 

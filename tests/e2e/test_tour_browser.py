@@ -1,9 +1,10 @@
 """The Tour and Model pages in a real browser (``streamlit run app`` through Debian's Chromium with Playwright).
 
 Checks, as a person would see them: the tour opens on step 1 and "Next" walks through all four steps, each showing
-the hits :func:`app.tour.run_tour` computes for this model and bank (thumbnails for videos, narrations for text);
-presentation mode enlarges the type, hides the sidebar and the step picker, and keeps the step; the Model page
-shows the card (preset, parameter count of the loaded model, the embedding graph drawn as SVG with its spaces).
+the hits :func:`app.logic.tour_steps.run_tour` computes for this model and bank (thumbnails for videos,
+narrations for text); presentation mode enlarges the type, hides the sidebar and the step picker, and keeps the
+step; the Model page shows the card (preset, parameter count of the loaded model, the embedding graph drawn as SVG
+with its spaces).
 Screenshots: ``tour``, ``tour-presentation``, ``model``.
 """
 
@@ -22,12 +23,12 @@ HIT = re.compile(r"^(\d+)\. (\S+)$")
 def answers(app_paths):
     import torch
 
-    from app.logic import BankSearch
-    from app.tour import run_tour
+    from app.logic.bank_search import BankSearch
+    from app.logic.tour_steps import run_tour
     from mmv.bank import Bank
     from mmv.checkpoint import load_checkpoint
 
-    torch.set_num_threads(1)  # as the server (app/resources.py): the same sums, so the same order of near ties
+    torch.set_num_threads(1)  # as the server (app/widgets/resources.py): the same sums, so the same order of near ties
     model = load_checkpoint(app_paths[0]).eval()
     return run_tour(model, BankSearch(Bank.load(app_paths[1])))
 
@@ -87,7 +88,7 @@ def test_presentation_mode_enlarges_the_type_and_hides_controls(server, page, sh
 
 
 def test_the_model_page_shows_the_card(server, page, shoot, app_paths):
-    from app.model_card import find_run_dir, graph_edges
+    from app.logic.model_card import find_run_dir, graph_edges
     from mmv.checkpoint import load_checkpoint
 
     model = load_checkpoint(app_paths[0]).eval()

@@ -6,7 +6,8 @@ tracks (:mod:`mmv.data.media.audio`) and writes MP4 (:mod:`mmv.data.media.write`
 probed with soundfile.
 
 Before any library sees a file, :func:`_check_file` checks that it exists, is not empty, that its first
-bytes match its suffix, and (for MP4/MOV) that no top-level box runs past the end of the file.
+bytes match its suffix (:func:`sniff`), and (for MP4/MOV) that no top-level box runs past the end of the file.
+:func:`sniff` is also the app's upload sniffer (``strict=False``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import soundfile as sf
 #: Suffixes read directly with soundfile (everything else goes through PyAV and the FLAC cache).
 SOUNDFILE_SUFFIXES: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".oga"})
 
-# What a file's suffix promises, as the kind :func:`_sniff` recognises from the first bytes.
+# What a file's suffix promises, as the kind :func:`sniff` recognises from the first bytes.
 _SUFFIX_KIND = {
     **dict.fromkeys((".mp4", ".m4a", ".m4v", ".mov", ".3gp", ".3g2"), "mp4"),
     **dict.fromkeys((".mkv", ".webm", ".mka"), "matroska"),
@@ -32,7 +33,10 @@ _SUFFIX_KIND = {
     ".flac": "flac",
     **dict.fromkeys((".ogg", ".oga", ".opus"), "ogg"),
 }
-_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"styp", b"uuid", b"sidx", b"moof")
+# The ISO box types an MP4/MOV file may open with: a plain one's, which uploads (``strict=False``) accept, and
+# those of fragmented MP4 too for the library.
+_UPLOAD_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
+_ISO_BOXES = (*_UPLOAD_ISO_BOXES, b"styp", b"uuid", b"sidx", b"moof")
 
 
 class MediaError(Exception):
@@ -117,13 +121,29 @@ class AudioInfo:
 # --------------------------------------------------------------------------------------------------
 
 
-def sniff_signature(head: bytes, iso_boxes: tuple[bytes, ...] = _ISO_BOXES) -> str | None:
-    """The media or document format whose magic bytes open ``head``, or ``None`` when none does.
+def sniff(head: bytes, strict: bool = True) -> str | None:
+    """The format whose magic bytes open ``head`` (a file's first 64 bytes), or ``None`` when none does.
 
-    Recognises mp4 (an ISO box type from ``iso_boxes`` at bytes 4-8), matroska, wav, avi, flac, ogg, png, jpeg,
-    gif, pdf, zip and mp3 behind an ID3 tag. Shared by the library's file checks (:func:`_sniff`) and the app's
-    upload sniffer, which each add their own rules for what is left (text, more formats).
+    Both modes recognise mp4 (an ISO box type at bytes 4-8), matroska, wav, avi, flac, ogg, png, jpeg, gif, pdf,
+    zip and mp3 behind an ID3 tag.
+
+    Args:
+        head: the first bytes of a file.
+        strict: ``True``, the library's file checks: any ISO box type counts as mp4 (fragmented MP4 too), and
+            ``'text'`` means the bytes decode as printable UTF-8 (a character cut by the end of ``head``
+            allowed). ``False``, the app's upload sniffer: only plain-MP4 box types count as mp4; webp, bmp, an
+            MPEG audio frame sync (``'mp3'``), ADTS (``'aac'``) and a UTF-16 byte-order mark (``'text'``, which
+            the upload's UTF-8 decoder then refuses with a clear message) are added; any other ``head`` without
+            a NUL byte is ``'text'``, which may still fail to decode.
     """
+    found = _signature(head, _ISO_BOXES if strict else _UPLOAD_ISO_BOXES)
+    if found is not None:
+        return found
+    return _printable_text(head) if strict else _upload_signature(head)
+
+
+def _signature(head: bytes, iso_boxes: tuple[bytes, ...]) -> str | None:
+    """The signatures both modes of :func:`sniff` recognise."""
     if len(head) >= 8 and head[4:8] in iso_boxes:
         return "mp4"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
@@ -151,11 +171,8 @@ def sniff_signature(head: bytes, iso_boxes: tuple[bytes, ...] = _ISO_BOXES) -> s
     return None
 
 
-def _sniff(head: bytes) -> str | None:
-    """The format the first bytes of a file show, or ``None`` when they are not recognised."""
-    found = sniff_signature(head)
-    if found is not None:
-        return found
+def _printable_text(head: bytes) -> str | None:
+    """``'text'`` when ``head`` decodes as printable UTF-8 (the strict rule), else ``None``."""
     if b"\x00" in head:
         return None
     try:
@@ -167,6 +184,23 @@ def _sniff(head: bytes) -> str | None:
     if text and all(c.isprintable() or c in "\t\r\n" for c in text):
         return "text"
     return None
+
+
+def _upload_signature(head: bytes) -> str | None:
+    """The upload sniffer's extra signatures (none overlaps one of :func:`_signature`'s), else text without NUL."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"BM") and len(head) >= 14 and head[6:10] == b"\x00\x00\x00\x00":
+        return "bmp"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "text"  # a UTF-16 byte-order mark: text, which the UTF-8 decoder then refuses clearly
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE6 in (0xE2, 0xE4, 0xE6):
+        return "mp3"  # an MPEG-1/2 layer II/III frame sync (an ID3 tag is _signature's)
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "aac"  # ADTS frame sync (layer bits 00)
+    if b"\x00" in head:
+        return None
+    return "text"
 
 
 def _check_iso_boxes(path: Path, size: int) -> None:
@@ -222,7 +256,7 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
     except OSError as e:
         raise MediaError(path, f"cannot read: {e}") from e
     expected = _SUFFIX_KIND.get(p.suffix.lower())
-    found = _sniff(head)
+    found = sniff(head)
     if expected is not None and found is not None and found != expected:
         raise MediaError(path, f"wrong extension: the contents look like {found}, not {p.suffix.lower()}")
     if found == "mp4":

@@ -162,8 +162,9 @@ class BankSearch:
         """Top-``k`` bank items of modality ``target`` for a query given in one or more spaces.
 
         Args:
-            query_vectors: ``{space: unit vector [D]}`` of the query (e.g. from :func:`app.prepare.embed_query`
-                or :meth:`row_vectors`); the space used is :func:`space_for` ``(query, target)``.
+            query_vectors: ``{space: unit vector [D]}`` of the query (e.g. from
+                :func:`app.logic.query_embedding.embed_query` or :meth:`row_vectors`); the space used is
+                :func:`space_for` ``(query, target)``.
             query: the query's modality.
             target: the modality searched.
             k: results wanted.

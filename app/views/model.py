@@ -7,8 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import state, ui
-from app.model_card import curves_figure, graph_dot, load_card, metric_table, read_metrics, scalar_groups
+from app.logic import state
+from app.logic.model_card import curves_figure, graph_dot, load_card, metric_table, read_metrics, scalar_groups
+from app.widgets import current
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ st.caption(
     "(parameters per tower and head, counted on the loaded model), how it was trained (data, steps, optimiser) "
     "and how well (retrieval metrics at the end of training), with the run's training curves."
 )
-model_path, _ = ui.paths()
-model = ui.current_model()
+model_path, _ = current.paths()
+model = current.model()
 try:
     card = load_card(model_path, model)
 except Exception as e:  # a checkpoint that loads but whose files say odd things: say so, never a traceback

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import ui
-from app.export import Param
-from app.export_widgets import export_buttons, publish_view, restore_view
-from app.logic import MODALITIES, QueryError, space_for, targets_for
-from app.prepare import NO_WORD_LIST, embed_query, prepare_text, tokenize_text
-from app.uploads import UploadError
+from app.logic.bank_search import MODALITIES, QueryError, space_for, targets_for
+from app.logic.export import Param
+from app.logic.query_embedding import NO_WORD_LIST, embed_query, prepare_text, tokenize_text
+from app.logic.uploads import UploadError
+from app.widgets import clips, current
+from app.widgets.downloads import export_buttons
+from app.widgets.view_url import publish_view, restore_view
 
-SOURCES = ui.RETRIEVAL_SOURCES
+SOURCES = clips.RETRIEVAL_SOURCES
 EXAMPLE = "a red circle moves to the right"
 
 
@@ -21,8 +22,8 @@ st.caption(
     "video and audio, S_vat when text is involved). Scores are cosines; the percentile says how the score "
     "compares with random pairs of the bank in the same space and modalities."
 )
-ui.follow_search_from(here=True)
-search = ui.current_bank()
+clips.follow_search_from(here=True)
+search = current.bank()
 meta = search.meta
 # The view in the URL (source, text or clip, modalities, k): a link reopens it; bad parameters are ignored.
 VIEW = {
@@ -34,7 +35,7 @@ VIEW = {
     "k": Param("retrieval_k", "int", lo=1, hi=50),
 }
 restore_view(VIEW)
-if ui.model_lacks_word_list():  # e.g. a converted official checkpoint without --vocab
+if current.model_lacks_word_list():  # e.g. a converted official checkpoint without --vocab
     st.info(NO_WORD_LIST)
     st.session_state.setdefault("retrieval_source", SOURCES[1])
 st.session_state.setdefault("retrieval_text", EXAMPLE)  # defaults set here, not as widget values, so that a value
@@ -74,7 +75,7 @@ if target is None:
     st.stop()
 
 if source == SOURCES[0]:
-    model = ui.current_model()
+    model = current.model()
     try:
         query = prepare_text(text, model.config)
         _, known, unknown = tokenize_text(model, query.text)
@@ -87,7 +88,7 @@ if source == SOURCES[0]:
 else:
     query_vectors = search.row_vectors(row, query_modality)
     with st.expander(f"The query: {clip_id} ({query_modality})", expanded=False):
-        ui.clip_card(search, row, ui.paths()[1])
+        clips.clip_card(search, row, current.paths()[1])
 
 space = space_for(search.spaces, query_modality, target)
 own = exclude if target == query_modality else None  # the query clip is no result of its own modality
@@ -97,7 +98,7 @@ except QueryError as e:
     st.error(str(e))
     st.stop()
 st.subheader(f"{query_modality} \u2192 {target} in S_{space}: top {len(hits)}")
-ui.result_list(search, hits, key="retrieval", on_search_from=ui.search_from)
+clips.result_list(search, hits, key="retrieval", on_search_from=clips.search_from)
 
 if not hits.empty:
     query_view = {"source": source, "query": text if source == SOURCES[0] else f"{clip_id} ({query_modality})",

@@ -1,11 +1,12 @@
 """Retrieval metrics of a bank on a set of its clips: R@k and median rank per direction, ranks, hubs, alignment.
 
-Plain functions over :class:`app.logic.BankSearch` (no Streamlit here; ``app/app_pages/metrics.py`` lays them
-out). The ranking is the evaluation's own (:mod:`mmv.eval.retrieval`): :func:`~mmv.eval.retrieval.retrieval_metrics`
-on the cosine matrix of a direction's queries against its candidates, ties broken pessimistically, a clip's
-correct candidates being the clips with the same media (:func:`~mmv.eval.retrieval.media_groups`), the directions
-and their spaces those of :data:`~mmv.eval.retrieval.DIRECTIONS`. So on the test split of a bank built with the
-evaluation's windows, the numbers are ``training.evaluate``'s (``tests/test_app_metrics.py`` checks it).
+Plain functions over :class:`~app.logic.bank_search.BankSearch` (the Metrics page, ``app/views/metrics.py``, lays
+them out). The ranking is the evaluation's own (:mod:`mmv.eval.ranking`):
+:func:`~mmv.eval.ranking.retrieval_metrics` on the cosine matrix of a direction's queries against its candidates,
+ties broken pessimistically, a clip's correct candidates being the clips with the same media
+(:func:`~mmv.eval.zero_shot.media_groups`), the directions and their spaces those of
+:data:`~mmv.eval.zero_shot.DIRECTIONS`. So on the test split of a bank built with the evaluation's windows, the
+numbers are ``training.evaluate``'s (``tests/test_app_metrics.py`` checks it).
 
 Scope: the **test split** (``meta["split"] == "test"``) or **any list of bank rows** (the Spaces page's
 selection). Queries and candidates are both restricted to the scope, as the evaluation restricts both to its
@@ -31,8 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.logic import percentiles
-from mmv.eval.retrieval import DIRECTIONS, RECALL_AT, media_groups, retrieval_metrics
+from app.logic.bank_search import percentiles
+from mmv.eval.ranking import RECALL_AT, retrieval_metrics
+from mmv.eval.zero_shot import DIRECTIONS, media_groups
 
 #: Most clips a scope is ranked on (the similarity matrices are ``[Q, N]`` float64); above, a seeded sample.
 MAX_SCOPE_ROWS = 2000
@@ -85,7 +87,7 @@ def scope_rows(meta: pd.DataFrame, scope: str = "test", selection: Any = None, s
 
 
 def bank_directions(spaces: dict[str, list[str]]) -> list[tuple[str, str, str, str]]:
-    """``(name, query, target, space)`` of every :data:`~mmv.eval.retrieval.DIRECTIONS` entry the bank supports
+    """``(name, query, target, space)`` of every :data:`~mmv.eval.zero_shot.DIRECTIONS` entry the bank supports
     (the first space of the entry's preference holding both modalities; i2t needs images, which banks lack)."""
     out = []
     for name, (q, t, prefs) in DIRECTIONS.items():
@@ -106,7 +108,7 @@ def _present(search: Any, space: str, modality: str, rows: np.ndarray) -> tuple[
 
 
 def clip_groups(meta: pd.DataFrame) -> np.ndarray:
-    """int64 ``[len(meta)]``: rows with the same media share a group (:func:`~mmv.eval.retrieval.media_groups`);
+    """int64 ``[len(meta)]``: rows with the same media share a group (:func:`~mmv.eval.zero_shot.media_groups`);
     a row without any media path is a group of its own (a synthetic bank's clips are all distinct)."""
     if len(meta) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -123,7 +125,7 @@ class DirectionResult:
 
     Attributes:
         name, query, target, space: the direction (``"t2v"``, ``"text"``, ``"video"``, ``"vat"``).
-        metrics: :func:`~mmv.eval.retrieval.retrieval_metrics`'s dict (``r1``, ``r5``, ``r10``, ``medr``,
+        metrics: :func:`~mmv.eval.ranking.retrieval_metrics`'s dict (``r1``, ``r5``, ``r10``, ``medr``,
             ``meanr``, ``ranks`` int64 ``[Q]``, ``num_queries``, ``num_candidates``).
         query_rows: int64 ``[Q]`` bank rows of the queries (order of ``ranks``).
         candidate_rows: int64 ``[N]`` bank rows of the candidates.

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import resources, state, ui
-from app.export import Param, coordinates_table
-from app.export_widgets import export_buttons, publish_view, restore_view
-from app.maps import MOUSE_MODES, build_map, clicked_point, colour_options, map_points, selected_rows
+from app.logic import state
+from app.logic.export import Param, coordinates_table
+from app.logic.maps import MOUSE_MODES, build_map, clicked_point, colour_options, map_points, selected_rows
+from app.widgets import clips, current, resources
+from app.widgets.downloads import export_buttons
+from app.widgets.view_url import publish_view, restore_view
 
 GALLERY_SIZE = 12
 NEIGHBOURS = 5
@@ -36,10 +38,10 @@ st.caption(
     "map to highlight the same clips on both and fill the gallery; in 'click' mode, click a point to inspect its "
     "nearest neighbours in each space."
 )
-search = ui.current_bank()
-_, bank_path = ui.paths()
+search = current.bank()
+_, bank_path = current.paths()
 meta = search.meta
-selected = ui.selected_rows(len(meta))
+selected = current.selected_rows(len(meta))
 # The view in the URL (colour, lines, the exported space): a link reopens it; bad parameters are ignored.
 VIEW = {
     "colour": Param("spaces_colour", "choice", colour_options(meta)),
@@ -82,11 +84,11 @@ if inspect is not None and 0 <= inspect[0] < len(meta):
         st.subheader(f"Inspector: {meta.iloc[row]['clip_id']} ({modality})")
         left, right = st.columns([1, 2])
         with left:
-            ui.clip_card(search, row, bank_path)
+            clips.clip_card(search, row, bank_path)
         with right:
             for (space, target), hits in search.neighbours(row, modality, NEIGHBOURS).items():
                 st.markdown(f"**S_{space}: nearest {target}**")
-                st.dataframe(ui.hits_table(hits), hide_index=True, width="stretch")
+                st.dataframe(clips.hits_table(hits), hide_index=True, width="stretch")
 
 if selected:
     st.subheader(f"Gallery: {len(selected)} selected clip{'s' if len(selected) != 1 else ''}")
@@ -98,7 +100,7 @@ if selected:
         cols = st.columns(per_row)
         for col, row in zip(cols, shown[start : start + per_row]):
             with col, st.container(border=True):
-                ui.clip_card(search, row, bank_path)
+                clips.clip_card(search, row, bank_path)
 else:
     st.info("Select points on a map (box or lasso) to see those clips here.")
 

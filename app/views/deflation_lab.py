@@ -8,8 +8,9 @@ import logging
 import pandas as pd
 import streamlit as st
 
-from app import resources, state, ui
-from app.deflation_lab import (
+from app.logic import state
+from app.logic.bank_search import QueryError
+from app.logic.deflation_compare import (
     BUNDLED_STILLS,
     MAX_IMAGES,
     MODE_TITLES,
@@ -23,10 +24,10 @@ from app.deflation_lab import (
     still_images,
     video_rows,
 )
-from app.logic import QueryError
-from app.maps import map_points
-from app.prepare import prepare_upload
-from app.uploads import UploadError
+from app.logic.maps import map_points
+from app.logic.query_embedding import prepare_upload
+from app.logic.uploads import UploadError
+from app.widgets import current, resources
 from mmv.deflation import MODES
 
 logger = logging.getLogger(__name__)
@@ -213,9 +214,9 @@ st.caption(
 )
 with st.expander("Why naive deflation differs, and what recalibration learns"):
     st.markdown(EXPLANATION)
-search = ui.current_bank()
-model = ui.current_model()
-model_path, bank_path = ui.paths()
+search = current.bank()
+model = current.model()
+model_path, bank_path = current.paths()
 if "video" not in model.config.modalities:
     _fail("This checkpoint has no video tower: there is nothing to deflate.")
 size = int(model.config.video.frame_size)

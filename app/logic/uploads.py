@@ -4,12 +4,13 @@
 private directory under a suffix that matches its contents, its probed duration, size and streams, and
 notes for the user) or raises :class:`UploadError`, whose message is written for the person who uploaded
 the file (what is wrong, what to do), never a traceback. :func:`validate_text` does the same for a typed
-query. Decoding into model inputs is :mod:`app.prepare`'s job.
+query. Decoding into model inputs is :mod:`app.logic.query_embedding`'s job.
 
 Decisions (the issue leaves them open):
 
-* The **kind comes from the first bytes** (:func:`sniff`), not from the name. A name whose extension
-  promises another kind (a PNG named ``.mp4``) is refused with a message naming both, rather than guessed.
+* The **kind comes from the first bytes** (:func:`mmv.data.media.probe.sniff`, ``strict=False``), not from the name.
+  A name whose extension promises another kind (a PNG named ``.mp4``) is refused with a message naming both, rather
+  than guessed.
 * **Audio** of any sample rate and channel count that FFmpeg/libsndfile read is accepted: it is mixed down to
   mono and resampled to the model's rate later (a 96 kHz stereo WAV works; a note says so). Above
   ``max_sample_rate`` or ``max_channels`` it is refused.
@@ -18,7 +19,7 @@ Decisions (the issue leaves them open):
 * **Text** must be UTF-8 (a BOM is allowed); anything else is refused with the offending byte and position.
 * **Duration**: up to ``max_seconds`` (2 minutes by default); longer clips are refused (trim them first), so
   a 10-minute upload never ties up the server. Within the limit, a clip longer than the model's window is
-  cut to one window or averaged over several (:mod:`app.prepare`).
+  cut to one window or averaged over several (:mod:`app.logic.query_embedding`).
 """
 
 from __future__ import annotations
@@ -33,13 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from mmv.data.media import MediaError, audio_info, video_info
-from mmv.data.media.probe import sniff_signature
+from mmv.data.media.probe import sniff
 
-#: Kinds :func:`sniff` recognises, grouped by what the app does with them.
+#: Kinds the upload sniffer recognises, grouped by what the app does with them.
 VIDEO_KINDS = ("mp4", "matroska", "avi")
 AUDIO_KINDS = ("wav", "flac", "ogg", "mp3", "aac")
 IMAGE_KINDS = ("png", "jpeg", "gif", "webp", "bmp")
-TEXT_KINDS = ("text",)
 
 #: The suffix a file of each kind is stored under (so the media readers' own extension check agrees).
 _SUFFIX = {
@@ -149,34 +149,6 @@ class ValidUpload:
     image: np.ndarray | None = None
     text: str | None = None
     notes: list[str] = field(default_factory=list)
-
-
-# The ISO box types an upload may open with (the library's file checks also accept fragmented-MP4 boxes).
-_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
-
-
-def sniff(head: bytes) -> str | None:
-    """The kind of file the first bytes show (one of the ``*_KINDS``, ``'pdf'``, ``'zip'``), or ``None``.
-
-    ``'text'`` means "no binary signature and no NUL byte": it may still fail to decode as UTF-8.
-    """
-    found = sniff_signature(head, _ISO_BOXES)
-    if found is not None:
-        return found
-    # Signatures the library's file checks do not need (none overlaps one of sniff_signature's).
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head.startswith(b"BM") and len(head) >= 14 and head[6:10] == b"\x00\x00\x00\x00":
-        return "bmp"
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "text"  # a UTF-16 byte-order mark: text, which the UTF-8 decoder then refuses clearly
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE6 in (0xE2, 0xE4, 0xE6):
-        return "mp3"  # an MPEG-1/2 layer II/III frame sync (an ID3 tag is sniff_signature's)
-    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
-        return "aac"  # ADTS frame sync (layer bits 00)
-    if b"\x00" in head:
-        return None
-    return "text"
 
 
 def _family(kind: str | None) -> str | None:
@@ -378,7 +350,7 @@ def validate_upload(
         raise UploadError(
             f"'{name}' is {len(data) / 2**20:.1f} MB; the app takes files up to {limits.max_bytes / 2**20:.0f} MB."
         )
-    kind = sniff(bytes(data[:64]))
+    kind = sniff(bytes(data[:64]), strict=False)
     promised = _EXTENSION_KIND.get(Path(name).suffix.lower())
     if kind is None or kind in ("pdf", "zip"):
         what = _KIND_NAMES.get(kind or "", "a file of an unknown format")

@@ -1,6 +1,6 @@
 """The model card of a checkpoint: its config, embedding graph, parameter counts, training run and curves.
 
-No Streamlit here (the Model page, ``app/app_pages/model.py``, lays this out). Sources, cheapest first:
+The Model page (``app/views/model.py``) lays this out. Sources, cheapest first:
 
 * ``<checkpoint>/config.json`` (:func:`mmv.checkpoint.read_checkpoint_header`): the :class:`mmv.config.MMVConfig`
   and the metadata ``training.main`` stores when it exports a run's model (``steps``, ``data``,

@@ -178,54 +178,22 @@ def build_map(
     """
     import plotly.graph_objects as go
 
-    df = points.frame
     selected = set(int(r) for r in selected_rows)
     fig = go.Figure()
     if links:
-        fig.add_trace(_link_trace(df, space))
-    faded = 0.25 if selected else 0.85
-    continuous = _is_continuous(df["colour"]) if len(df) else False
-    modalities = [m for m in ("video", "audio", "text") if m in set(df["modality"])]
-    if continuous:
-        groups = [(m, df[df["modality"] == m], None) for m in modalities]
-    else:
-        order = {m: i for i, m in enumerate(("video", "audio", "text"))}
-        cats = sorted(df["colour"].astype(str).unique(), key=lambda c: (c == "nan", order.get(c, len(order)), c))
-        colours = {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(cats)}
-        groups = [
-            (m if points.colour_by == "modality" else f"{c} \u00b7 {m}", sub, colours[c])
-            for c in cats
-            for m in modalities
-            if len(sub := df[(df["colour"].astype(str) == c) & (df["modality"] == m)])
-        ]
-    lo, hi = (float(df["colour"].min()), float(df["colour"].max())) if continuous else (0.0, 1.0)
-    size = point_size(len(df))
-    for i, (name, sub, colour) in enumerate(groups):
-        marker: dict[str, Any] = {"symbol": SYMBOLS.get(sub["modality"].iloc[0], "circle"), "size": size}
-        if continuous:
-            marker |= {"color": sub["colour"].astype(float), "colorscale": "Viridis", "cmin": lo, "cmax": hi,
-                       "showscale": i == 0, "colorbar": {"title": {"text": points.colour_by}}}  # fmt: skip
-        else:
-            marker["color"] = colour
-        opacity = np.where(sub["row"].isin(selected), 1.0, faded) if selected else faded
-        marker["opacity"] = opacity
-        if selected:
-            marker["size"] = np.where(sub["row"].isin(selected), 11, size - 1)
-            marker["line"] = {"width": np.where(sub["row"].isin(selected), 1.5, 0.0), "color": "black"}
+        fig.add_trace(_link_trace(points.frame, space))
+    scale = _colour_scale(points)
+    size = point_size(len(points.frame))
+    for i, (name, sub, colour) in enumerate(_marker_groups(points, continuous=scale is not None)):
         fig.add_trace(
             go.Scattergl(
-                x=sub["x"], y=sub["y"], mode="markers", name=name, marker=marker, customdata=_custom(sub),
+                x=sub["x"], y=sub["y"], mode="markers", name=name, customdata=_custom(sub),
+                marker=_marker(sub, colour, size, selected, scale, show_scale=i == 0),
                 hovertext=sub["hover"], hovertemplate="%{hovertext}<br>%{customdata[2]}<extra></extra>",
             )
         )  # fmt: skip
     if queries is not None and len(queries):
-        fig.add_trace(
-            go.Scatter(
-                x=queries["x"], y=queries["y"], mode="markers+text", name="your query (approximate)",
-                text=queries["label"], textposition="top center", hoverinfo="text",
-                marker={"symbol": "star", "size": 18, "color": "gold", "line": {"width": 1.5, "color": "black"}},
-            )
-        )  # fmt: skip
+        fig.add_trace(_query_trace(queries))
     title = {"va": "S_va (video, audio)", "vat": "S_vat (video, audio, text)"}.get(space, f"S_{space}")
     fig.update_layout(
         title={"text": title}, height=height, dragmode=MOUSE_MODES[mouse], margin={"l": 10, "r": 10, "t": 40, "b": 10},
@@ -233,6 +201,63 @@ def build_map(
         xaxis={"showticklabels": False, "title": None}, yaxis={"showticklabels": False, "title": None},
     )  # fmt: skip
     return fig
+
+
+def _colour_scale(points: MapPoints) -> dict[str, Any] | None:
+    """The continuous colour scale of a map coloured by a many-valued numeric column, else ``None``."""
+    colour = points.frame["colour"]
+    if not len(colour) or not _is_continuous(colour):
+        return None
+    return {"colorscale": "Viridis", "cmin": float(colour.min()), "cmax": float(colour.max()),
+            "colorbar": {"title": {"text": points.colour_by}}}  # fmt: skip
+
+
+def _marker_groups(points: MapPoints, continuous: bool) -> list[tuple[str, pd.DataFrame, str | None]]:
+    """``(trace name, points, colour)`` of each marker trace: one per modality on a continuous scale, else one per
+    colour and modality (categories in a stable order, the modalities first, missing values last)."""
+    df = points.frame
+    modalities = [m for m in ("video", "audio", "text") if m in set(df["modality"])]
+    if continuous:
+        return [(m, df[df["modality"] == m], None) for m in modalities]
+    order = {m: i for i, m in enumerate(("video", "audio", "text"))}
+    cats = sorted(df["colour"].astype(str).unique(), key=lambda c: (c == "nan", order.get(c, len(order)), c))
+    colours = {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(cats)}
+    return [
+        (m if points.colour_by == "modality" else f"{c} \u00b7 {m}", sub, colours[c])
+        for c in cats
+        for m in modalities
+        if len(sub := df[(df["colour"].astype(str) == c) & (df["modality"] == m)])
+    ]
+
+
+def _marker(
+    sub: pd.DataFrame, colour: str | None, size: int, selected: set[int], scale: dict[str, Any] | None, show_scale: bool
+) -> dict[str, Any]:
+    """The markers of one trace: its modality's symbol, its colour (or the scale), selected clips highlighted."""
+    marker: dict[str, Any] = {"symbol": SYMBOLS.get(sub["modality"].iloc[0], "circle"), "size": size}
+    if scale is not None:
+        marker |= {"color": sub["colour"].astype(float), **scale, "showscale": show_scale}
+    else:
+        marker["color"] = colour
+    if not selected:
+        marker["opacity"] = 0.85
+        return marker
+    chosen = sub["row"].isin(selected)
+    marker["opacity"] = np.where(chosen, 1.0, 0.25)  # the other clips faded
+    marker["size"] = np.where(chosen, 11, size - 1)
+    marker["line"] = {"width": np.where(chosen, 1.5, 0.0), "color": "black"}
+    return marker
+
+
+def _query_trace(queries: pd.DataFrame) -> Any:
+    """Uploaded queries as gold stars with their labels (approximate placement)."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=queries["x"], y=queries["y"], mode="markers+text", name="your query (approximate)",
+        text=queries["label"], textposition="top center", hoverinfo="text",
+        marker={"symbol": "star", "size": 18, "color": "gold", "line": {"width": 1.5, "color": "black"}},
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------

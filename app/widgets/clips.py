@@ -1,29 +1,23 @@
-"""Streamlit pieces shared by the pages: the current model and bank, result lists, players, clip cards.
+"""Clips on a page: players, clip cards, result lists, and "Search from this" (a result becomes a Retrieval query).
 
-Layout only; what is shown comes from :mod:`app.logic`, :mod:`app.media` and :mod:`app.maps`. Every page
-starts with :func:`current_bank` (and :func:`current_model` when it embeds queries), which stop the page
-with a message saying what to do when the model or the bank is missing.
+Layout only; what is shown comes from :mod:`app.logic.bank_search` and :mod:`app.logic.clip_media`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import resources, state
-from app.logic import BankSearch, targets_for
-from app.media import clip_audio, clip_media, log_mel_of, spectrogram_image, thumbnail
+from app.logic import state
+from app.logic.bank_search import BankSearch, targets_for
+from app.logic.clip_media import audio_config, clip_audio, clip_media, log_mel_of, spectrogram_image, thumbnail
+from app.widgets import current, resources
 
-logger = logging.getLogger(__name__)
-
-
-RETRIEVAL_PAGE = "app_pages/retrieval.py"
+RETRIEVAL_PAGE = "views/retrieval.py"
 RETRIEVAL_SOURCES = ("Text", "A clip of the bank")
 _GOTO_RETRIEVAL = "goto_retrieval"
 
@@ -34,7 +28,7 @@ def search_from(row: int, modality: str) -> None:
     The query is the clip's ``modality``; the target is the first other modality it can be compared with. From
     another page, the next run switches to the Retrieval page (:func:`follow_search_from`).
     """
-    search = current_bank()
+    search = current.bank()
     st.session_state["retrieval_source"] = RETRIEVAL_SOURCES[1]
     st.session_state["retrieval_clip"] = str(search.meta.iloc[row]["clip_id"])
     st.session_state["retrieval_modality"] = modality
@@ -50,76 +44,11 @@ def follow_search_from(here: bool = False) -> None:
         st.switch_page(RETRIEVAL_PAGE)
 
 
-def paths() -> tuple[str, str]:
-    """``(model path, bank path)`` chosen in the sidebar."""
-    model = st.session_state.get(state.MODEL_PATH) or str(state.default_model())
-    bank = st.session_state.get(state.BANK_PATH) or str(state.default_bank())
-    return str(model), str(bank)
-
-
-def _stop_with(message: str) -> None:
-    st.error(message)
-    st.stop()
-
-
-def current_bank() -> BankSearch:
-    """The chosen bank (loaded once), or the page stops with what to do."""
-    _, bank_path = paths()
-    if not state.is_bank(Path(bank_path)):
-        _stop_with(state.missing_message(Path(paths()[0]), Path(bank_path)) or "No bank.")
-    try:
-        return resources.load_bank(bank_path)
-    except Exception as e:  # a damaged bank: say so, never a traceback
-        logger.exception("cannot load the bank %s", bank_path)
-        _stop_with(f"The bank at `{state.display_path(bank_path)}` cannot be loaded: {e}")
-    raise AssertionError("unreachable")
-
-
-def selected_rows(num_rows: int) -> list[int]:
-    """The bank rows selected on the Spaces page (box or lasso) that exist in a bank of ``num_rows`` clips."""
-    return [r for r in st.session_state.get(state.SELECTED_ROWS, []) if 0 <= r < num_rows]
-
-
-def current_model() -> Any:
-    """The chosen model (loaded once), or the page stops with what to do."""
-    model_path, bank_path = paths()
-    if not state.is_checkpoint(Path(model_path)):
-        _stop_with(state.missing_message(Path(model_path), Path(bank_path)) or "No model.")
-    try:
-        return resources.load_model(model_path)
-    except Exception as e:
-        logger.exception("cannot load the model %s", model_path)
-        _stop_with(f"The checkpoint at `{state.display_path(model_path)}` cannot be loaded: {e}")
-    raise AssertionError("unreachable")
-
-
-def model_lacks_word_list() -> bool:
-    """The chosen checkpoint has a text tower but no word list (read from its files, without loading the weights)."""
-    from mmv.checkpoint import VOCAB_FILE, read_checkpoint_header
-
-    model_path = Path(paths()[0])
-    if not state.is_checkpoint(model_path) or (model_path / VOCAB_FILE).is_file():
-        return False
-    try:
-        return "text" in read_checkpoint_header(model_path)["config"].get("modalities", [])
-    except (OSError, ValueError, KeyError):
-        return False
-
-
-def audio_config(search: BankSearch) -> Any:
-    """The bank's model :class:`~mmv.config.AudioConfig` (for spectrograms; no model weights needed)."""
-    from mmv.config import MMVConfig
-
-    cfg = search.bank.config
-    cfg = cfg.get("config", cfg) if isinstance(cfg, dict) else cfg
-    return MMVConfig.from_dict(cfg).audio if isinstance(cfg, dict) else cfg.audio
-
-
 @st.cache_data(max_entries=256, show_spinner=False)
 def spectrogram(bank_path: str, row: int) -> np.ndarray | None:
     """The clip's log-mel spectrogram image (cached per bank and row), or ``None`` without sound."""
     search = resources.load_bank(bank_path)
-    cfg = audio_config(search)
+    cfg = audio_config(search.bank)
     wave = clip_audio(search.bank, row, cfg)
     return None if wave is None else spectrogram_image(log_mel_of(wave, cfg))
 
@@ -171,7 +100,7 @@ def result_list(
 
     Args:
         search: the bank.
-        hits: from :meth:`app.logic.BankSearch.search`.
+        hits: from :meth:`app.logic.bank_search.BankSearch.search`.
         key: unique prefix for the buttons of this list.
         on_search_from: called with ``(row, modality)`` when "search from this result" is pressed (as a
             button callback, so it may set widget state before the page reruns).

@@ -6,9 +6,9 @@ import logging
 
 import streamlit as st
 
-from app import resources, ui
-from app.media import clip_audio, thumbnail
-from app.tour import STEPS, TOUR_K, TourAnswer, run_tour
+from app.logic.clip_media import audio_config, clip_audio, thumbnail
+from app.logic.tour_steps import STEPS, TOUR_K, TourAnswer, run_tour
+from app.widgets import clips, current, resources
 
 logger = logging.getLogger(__name__)
 INDEX = "tour_index"  # the step shown: an index into STEPS (kept apart from the widgets that change it)
@@ -61,11 +61,11 @@ def _query(answer: TourAnswer, bank_path: str, present: bool) -> None:
     row = answer.query_row
     clip = str(search.meta.iloc[row]["clip_id"])
     if key in ("sound_video", "audio_text"):
-        cfg = ui.audio_config(search)
+        cfg = audio_config(search.bank)
         wave = clip_audio(search.bank, row, cfg)
         if wave is not None:
             st.audio(wave, sample_rate=int(cfg.sample_rate))
-        spec = ui.spectrogram(bank_path, int(row))
+        spec = clips.spectrogram(bank_path, int(row))
         if spec is not None:
             st.image(spec, caption=f"The sound of {clip} (log-mel spectrogram)", width=480)
     elif answer.image is not None:
@@ -130,9 +130,9 @@ else:
         "so each step answers at once."
     )
 
-model_path, bank_path = ui.paths()
-ui.current_bank()
-ui.current_model()
+model_path, bank_path = current.paths()
+current.bank()
+current.model()
 try:
     with st.spinner("Preparing the tour's four queries\u2026"):
         answers = tour_answers(model_path, bank_path)
@@ -163,7 +163,7 @@ else:
     _result(answer, bank_path, present)
     if not present:
         with st.expander("Details"):
-            st.dataframe(ui.hits_table(answer.hits).assign(shared=answer.hits["shared"]), hide_index=True,
+            st.dataframe(clips.hits_table(answer.hits).assign(shared=answer.hits["shared"]), hide_index=True,
                          key=f"tour_details_{step.key}")  # fmt: skip
             st.caption(f"Answered in {1000 * answer.seconds:.0f} ms when the tour was prepared, shown from the cache.")
 

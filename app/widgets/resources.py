@@ -3,7 +3,8 @@
 The model and the bank are loaded once per path for the life of the server. Prepared uploads are kept in
 a bounded cache (:data:`UPLOAD_CACHE_ENTRIES` entries, least recently used dropped), keyed by the file's
 hash and the chosen options, so a rerun of the page does not decode the file again. The pages call these
-functions; the logic behind them lives in the plain modules (:mod:`app.logic`, :mod:`app.prepare`, ...).
+functions; the logic behind them lives in ``app/logic/`` (:mod:`~app.logic.bank_search`,
+:mod:`~app.logic.query_embedding`, ...).
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app import state
+from app.logic import state
+
+if TYPE_CHECKING:
+    from app.logic.bank_search import BankSearch
+    from mmv.models.mmv import MMV
 
 logger = logging.getLogger(__name__)
 UPLOAD_CACHE_ENTRIES = 8
@@ -38,7 +43,7 @@ def load_log() -> logging.Logger:
 
 
 @st.cache_resource(show_spinner="Loading the model\u2026", max_entries=4)
-def load_model(path: str) -> Any:
+def load_model(path: str) -> MMV:
     """The checkpoint at ``path`` in eval mode (safetensors; nothing is unpickled)."""
     import torch
 
@@ -55,9 +60,9 @@ def load_model(path: str) -> Any:
 
 
 @st.cache_resource(show_spinner="Loading the embedding bank\u2026", max_entries=4)
-def load_bank(path: str) -> Any:
-    """The bank at ``path`` wrapped in :class:`app.logic.BankSearch` (its caches live as long as it does)."""
-    from app.logic import BankSearch
+def load_bank(path: str) -> BankSearch:
+    """The bank at ``path`` as a :class:`~app.logic.bank_search.BankSearch` (its caches live as long as it does)."""
+    from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
 
     search = BankSearch(Bank.load(path))
@@ -73,11 +78,11 @@ def map_coords(bank_path: str, space: str) -> Any:
 
 @st.cache_resource(max_entries=UPLOAD_CACHE_ENTRIES, show_spinner="Checking the file\u2026")
 def checked_upload(digest: str, name: str, _data: bytes) -> Any:
-    """:func:`app.uploads.validate_upload` of a file (``_data`` is not hashed: ``digest`` stands for it).
+    """:func:`app.logic.uploads.validate_upload` of a file (``_data`` is not hashed: ``digest`` stands for it).
 
-    Raises :class:`app.uploads.UploadError` (not cached) for a file the app cannot use.
+    Raises :class:`app.logic.uploads.UploadError` (not cached) for a file the app cannot use.
     """
-    from app.uploads import validate_upload
+    from app.logic.uploads import validate_upload
 
     state.prune_uploads()
     valid = validate_upload(name, _data, state.UPLOAD_DIR)
@@ -89,7 +94,7 @@ def checked_upload(digest: str, name: str, _data: bytes) -> Any:
 @st.cache_resource(show_spinner=False, max_entries=UPLOAD_CACHE_ENTRIES)
 def prepared_upload(digest: str, model_path: str, window_mode: str, num_windows: int, start: float, _valid: Any) -> Any:
     """``(PreparedQuery, {modality: {space: vector}})`` of a checked upload, for one model and window choice."""
-    from app.prepare import embed_query, prepare_upload
+    from app.logic.query_embedding import embed_query, prepare_upload
 
     model = load_model(model_path)
     prepared = prepare_upload(_valid, model.config, window_mode, num_windows or None, start)

@@ -12,12 +12,12 @@ those of ``training.evaluate --image-mode``, ``training.deflate --report`` and `
   every embedding space (``va``, ``vat``);
 * the time per image of each path, measured on this image alone (batch of one, median of ``repeats`` runs after
   one untimed warm-up run that fills the deflated towers' kernel caches);
-* image -> text and image -> video neighbours in the bank (:class:`app.logic.BankSearch`), in S_vat (the space
-  the paper's image -> text transfer uses; S_va when the bank has no S_vat);
+* image -> text and image -> video neighbours in the bank (:class:`~app.logic.bank_search.BankSearch`), in S_vat
+  (the space the paper's image -> text transfer uses; S_va when the bank has no S_vat);
 * the three points placed on the bank's map of that space (:meth:`mmv.bank.Bank.project`), so the page can join
   them by arrows.
 
-No Streamlit here; the page is ``app/app_pages/deflation_lab.py``.
+The page is ``app/views/deflation_lab.py``.
 """
 
 from __future__ import annotations
@@ -33,13 +33,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from app.logic import BankSearch, QueryError
+from app.logic.bank_search import BankSearch, QueryError
 from mmv.deflation import MODES, available_modes, compare, frames_from_manifest, prepare_image
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Column titles of the three paths.
 MODE_TITLES = {"inflated": "Inflated (static clip)", "naive": "Naive deflation", "calibrated": "Calibrated deflation"}
 #: Colours and marker symbols of the three paths on the map (arrows take the colour of their head).
@@ -165,7 +165,7 @@ class PathResult:
             ``va``/``vat`` L2-normalised, ``repr`` raw).
         cosine: ``{space: cosine to the inflated embedding}`` (empty for ``inflated``, the reference).
         ms_per_image: measured milliseconds for this image (preprocessing, tower and heads).
-        text_hits / video_hits: top-k bank texts / videos (:meth:`app.logic.BankSearch.search_in`), ``None``
+        text_hits / video_hits: top-k bank texts / videos (:meth:`app.logic.bank_search.BankSearch.search_in`), ``None``
             before :func:`add_neighbours` or when the bank has no such vectors.
         xy: the point on the bank's map of ``map_space``, ``None`` before :func:`add_neighbours`.
     """
@@ -303,8 +303,8 @@ def add_neighbours(result: LabResult, search: BankSearch, k: int = 5) -> LabResu
     :meth:`mmv.bank.Bank.project` call.
 
     Raises:
-        app.logic.QueryError: the bank's vectors do not have the model's dimensions (another model's bank), or
-            the bank has no space with video vectors.
+        app.logic.bank_search.QueryError: the bank's vectors do not have the model's dimensions (another model's
+            bank), or the bank has no space with video vectors.
     """
     space = lab_space(search)
     if space is None:
@@ -368,10 +368,10 @@ def zoom_ranges(points: Any, result: LabResult, share: float = 0.12) -> tuple[li
 
 
 def lab_figure(points: Any, result: LabResult, height: int = 560, zoom: bool = False) -> Any:
-    """The bank's map (:func:`app.maps.build_map`) with each image's three points, inflated -> deflated arrows.
+    """The bank's map (:func:`app.logic.maps.build_map`) with each image's three points, inflated -> deflated arrows.
 
     Args:
-        points: :func:`app.maps.map_points` of the bank's ``result.map_space`` coordinates.
+        points: :func:`app.logic.maps.map_points` of the bank's ``result.map_space`` coordinates.
         result: after :func:`add_neighbours`.
         height: pixels.
         zoom: show only the neighbourhood of the lab's points (:func:`zoom_ranges`; double-click shows all).
@@ -382,7 +382,7 @@ def lab_figure(points: Any, result: LabResult, height: int = 560, zoom: bool = F
     """
     import plotly.graph_objects as go
 
-    from app.maps import build_map
+    from app.logic.maps import build_map
 
     fig = build_map(points, result.map_space or "vat", height=height)
     df = map_frame(result)

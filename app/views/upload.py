@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import resources, ui
-from app.logic import QueryError
-from app.maps import build_map, map_points
-from app.media import log_mel_of, spectrogram_image
-from app.prepare import WINDOW_MODES, default_num_windows, frame_strip, image_mode_note, window_seconds
-from app.uploads import SUPPORTED, UploadError, UploadLimits
+from app.logic.bank_search import QueryError
+from app.logic.clip_media import log_mel_of, spectrogram_image
+from app.logic.maps import build_map, map_points
+from app.logic.query_embedding import WINDOW_MODES, default_num_windows, frame_strip, image_mode_note, window_seconds
+from app.logic.uploads import SUPPORTED, UploadError, UploadLimits
+from app.widgets import clips, current, resources
 
 logger = logging.getLogger(__name__)
 LIMITS = UploadLimits()
@@ -36,10 +36,10 @@ st.caption(
     f"{LIMITS.max_seconds:.0f} s. The file is decoded exactly as the bank's clips were, and shown below as the "
     "model sees it."
 )
-ui.follow_search_from()  # "Search from this" on a result below: continue on the Retrieval page
-search = ui.current_bank()
-model = ui.current_model()
-model_path, bank_path = ui.paths()
+clips.follow_search_from()  # "Search from this" on a result below: continue on the Retrieval page
+search = current.bank()
+model = current.model()
+model_path, bank_path = current.paths()
 config = model.config
 
 kind = st.radio("Query", ("A file", "Text"), horizontal=True, key="upload_kind")
@@ -123,7 +123,9 @@ if not results:
     st.warning("This bank has no space where this query can be compared with anything.")
 for direction, hits in results.items():
     st.subheader(direction.label)
-    ui.result_list(search, hits, key=f"upload-{direction.query}-{direction.target}", on_search_from=ui.search_from)
+    clips.result_list(
+        search, hits, key=f"upload-{direction.query}-{direction.target}", on_search_from=clips.search_from
+    )
 
 st.subheader("Your query on the maps")
 st.caption(

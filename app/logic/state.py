@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS_DIR = ROOT / "models"
 DEFAULT_MODEL = ROOT / "data_samples" / "demo_model"  # shipped with the repository (make demo-model rebuilds it)
 DEFAULT_BANK = MODELS_DIR / "demo" / "bank"
@@ -30,7 +30,6 @@ MODEL_PATH = "model_path"
 BANK_PATH = "bank_path"
 SELECTED_ROWS = "selected_rows"  # clips selected on the Spaces page (box / lasso), list[int]
 INSPECT = "inspect"  # (row, modality) of the clicked point, or None
-QUERY = "retrieval_query"  # the Retrieval page's current query, see app_pages/retrieval.py
 PLAYING = "playing"  # which result's player is open: (page, row, modality)
 
 

@@ -1,6 +1,6 @@
 """Exports (tables as CSV or parquet with a provenance JSON) and the view's URL query parameters.
 
-No Streamlit here (``app/export_widgets.py`` puts these behind download buttons and ``st.query_params``).
+``app/widgets/downloads.py`` puts these behind download buttons, ``app/widgets/view_url.py`` behind ``st.query_params``.
 
 **Exports.** Every export is one ZIP archive holding the table(s) (``<name>.csv`` or ``<name>.parquet``) and
 ``provenance.json``: what was exported (``kind``), when (``created``, UTC), by which app (``app``: mmv version,
@@ -34,7 +34,7 @@ import pandas as pd
 FORMATS = ("csv", "parquet")
 PROVENANCE_FILE = "provenance.json"
 PARQUET_KEY = b"mmv_provenance"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Bank provenance entries copied into an export's provenance (the rest, e.g. timings and index details, is not
 #: about what the numbers mean).
 BANK_KEYS = (
@@ -55,17 +55,28 @@ BANK_KEYS = (
 # ---------------------------------------------------------------------------------------------------
 
 
+def _git_dirs(root: Path) -> tuple[Path, Path]:
+    """``(git dir, common dir)`` of a checkout: both ``root/.git`` in a plain clone; in a worktree, whose ``.git``
+    is a ``gitdir: <path>`` file, its own directory (``HEAD``) and the repository's (``refs``, ``packed-refs``)."""
+    git = root / ".git"
+    if git.is_file():
+        git = (root / git.read_text().strip().removeprefix("gitdir:").strip()).resolve()
+    common = git / "commondir"
+    return git, (git / common.read_text().strip()).resolve() if common.is_file() else git
+
+
 def git_commit(root: Path = ROOT) -> str | None:
     """The checked-out commit (read from ``.git``: no subprocess), or ``None`` outside a git checkout."""
-    git = root / ".git"
     try:
+        git, common = _git_dirs(root)
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head or None
         ref = head[5:]
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip() or None
-        for line in (git / "packed-refs").read_text().splitlines():
+        for d in dict.fromkeys((git, common)):
+            if (d / ref).is_file():
+                return (d / ref).read_text().strip() or None
+        for line in (common / "packed-refs").read_text().splitlines():
             if line.endswith(" " + ref):
                 return line.split(" ", 1)[0]
     except OSError:

@@ -115,6 +115,15 @@ def spectrogram_image(logmel: np.ndarray, scale: int = 2) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def audio_config(bank: Any) -> Any:
+    """The :class:`~mmv.config.AudioConfig` of the model a bank was built with (for spectrograms; no weights needed)."""
+    from mmv.config import MMVConfig
+
+    cfg = bank.config
+    cfg = cfg.get("config", cfg) if isinstance(cfg, dict) else cfg
+    return MMVConfig.from_dict(cfg).audio if isinstance(cfg, dict) else cfg.audio
+
+
 def clip_audio(bank: Any, row: int, audio_config: Any) -> np.ndarray | None:
     """The clip's audio window at the model's sample rate (float32 ``[N]``), or ``None`` when it has no sound.
 

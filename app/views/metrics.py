@@ -9,10 +9,12 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app import metrics, resources, state, ui
-from app.export import Param
-from app.export_widgets import export_buttons, publish_view, restore_view
-from app.media import thumbnail
+from app.logic import bank_metrics, state
+from app.logic.clip_media import thumbnail
+from app.logic.export import Param
+from app.widgets import current, resources
+from app.widgets.downloads import export_buttons
+from app.widgets.view_url import publish_view, restore_view
 
 SCOPES = ("test", "selection")
 NONE = "(none)"
@@ -20,15 +22,15 @@ WORST = 6
 
 st.title("Metrics")
 st.caption(
-    "Zero-shot retrieval measured on the bank itself, with the evaluation's ranking (mmv.eval.retrieval): each "
+    "Zero-shot retrieval measured on the bank itself, with the evaluation's ranking (mmv.eval.ranking): each "
     "clip's text, video or audio is a query, the clips of the scope are the candidates, and the rank is where its "
     "own pair came. R@k is the share of queries whose pair is in the top k; ties count against the query. Scope: "
     "the test split, or the clips selected on the Spaces page (retrieval among those clips only)."
 )
-search = ui.current_bank()
-model_path, bank_path = ui.paths()
+search = current.bank()
+model_path, bank_path = current.paths()
 meta = search.meta
-selection = ui.selected_rows(len(meta))
+selection = current.selected_rows(len(meta))
 n_test = int((meta["split"].astype(str) == "test").sum()) if "split" in meta.columns else 0
 
 
@@ -49,7 +51,7 @@ SPEC = {
 }
 restore_view(SPEC)
 st.session_state.setdefault("metrics_scope", "test")
-st.session_state.setdefault("metrics_k", metrics.HUB_K)
+st.session_state.setdefault("metrics_k", bank_metrics.HUB_K)
 if st.session_state.get("metrics_scope") not in SCOPES:
     st.session_state["metrics_scope"] = "test"
 
@@ -63,22 +65,22 @@ scope_name = c1.radio(
     help="The Spaces page's box or lasso selection (this session's).",
 )  # fmt: skip
 k = c2.slider("k of the hub lists", 1, 100, key="metrics_k", help="A hub is an item in unusually many top-k lists.")
-scope = metrics.scope_rows(meta, scope_name, selection)
+scope = bank_metrics.scope_rows(meta, scope_name, selection)
 view = {"scope": scope_name, "k": k, "clips": len(scope.rows)}
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _evaluate(path: str, rows: tuple[int, ...], k: int) -> dict[str, pd.DataFrame]:
     found = resources.load_bank(path)
-    ev = metrics.evaluate(found, np.array(rows, dtype=np.int64), k)
-    summary, hubs = metrics.hubs(ev)
-    aligned = metrics.alignment(found, np.array(rows, dtype=np.int64))
+    ev = bank_metrics.evaluate(found, np.array(rows, dtype=np.int64), k)
+    summary, hubs = bank_metrics.hubs(ev)
+    aligned = bank_metrics.alignment(found, np.array(rows, dtype=np.int64))
     return {"metrics": ev.table, "ranks": ev.ranks, "hub_summary": summary, "hubs": hubs, "alignment": aligned}
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _compare(path_a: str, path_b: str, rows: tuple[int, ...], k: int) -> tuple[pd.DataFrame, int]:
-    return metrics.compare_banks(resources.load_bank(path_a), resources.load_bank(path_b), np.array(rows), k)
+    return bank_metrics.compare_banks(resources.load_bank(path_a), resources.load_bank(path_b), np.array(rows), k)
 
 
 if len(scope.rows) == 0:
@@ -131,7 +133,7 @@ st.plotly_chart(fig, key="metrics_rank_hist")
 st.subheader("Hubs")
 st.caption(
     f"How often each candidate appears in the queries' top-{k} lists (its k-occurrence). The mean is always "
-    f"Q\u00b7k/N; a hub is in at least {metrics.HUB_FACTOR:g}\u00d7 as many lists. A high skewness of the counts "
+    f"Q\u00b7k/N; a hub is in at least {bank_metrics.HUB_FACTOR:g}\u00d7 as many lists. A high skewness of the counts "
     "means a few items answer many queries, whatever they ask (the z-score says how far from the mean each is)."
 )
 summary = out["hub_summary"]
@@ -154,7 +156,7 @@ else:
         "baseline of shuffled pairs: each clip's video with another clip's partner (random derangement, seed 0). "
         "AUC: the chance that a clip's own pair beats a shuffled one (0.5 = chance)."
     )
-    st.table(metrics.alignment_summary(aligned).set_index("space").style.format(precision=3))
+    st.table(bank_metrics.alignment_summary(aligned).set_index("space").style.format(precision=3))
     spaces = list(dict.fromkeys(aligned["space"]))
     for space, col in zip(spaces, st.columns(len(spaces))):
         g = aligned[aligned["space"] == space]
@@ -168,7 +170,7 @@ else:
         )  # fmt: skip
         col.plotly_chart(f, key=f"metrics_align_{space}")
     st.markdown("**Worst-aligned clips**")
-    worst = metrics.worst_aligned(aligned, WORST)
+    worst = bank_metrics.worst_aligned(aligned, WORST)
     for space in spaces:
         w = worst[worst["space"] == space]
         st.caption(f"S_{space} ({w['pair'].iloc[0]})")

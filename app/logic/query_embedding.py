@@ -4,7 +4,7 @@ Uploads are decoded by the **same code the bank's clips go through**: a one-row 
 :class:`mmv.data.dataset.ClipDataset` in ``'eval'`` mode (OpenCV frames at the model's ``fps``, the
 :class:`~mmv.data.transforms.EvalVideoTransform` resize + centre crop to ``frame_size``, the audio window
 centred on the video window, mixed to mono and resampled to ``audio.sample_rate``), and the windows are
-combined as :func:`mmv.eval.retrieval.embed_manifest` does (raw embeddings averaged over windows, then
+combined as :func:`mmv.embed.embed_manifest` does (raw embeddings averaged over windows, then
 L2-normalised). So the upload of a clip that is in the bank embeds like the bank's own entry for it.
 
 A clip longer than the model's window is either **cut** to one window starting where the user says, or
@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from app.uploads import UploadError, ValidUpload
+from app.logic.uploads import UploadError, ValidUpload
 from mmv.data.collate import collate_clips
 from mmv.data.dataset import ClipDataset
 from mmv.data.manifest import normalize_manifest
@@ -141,7 +141,7 @@ def prepare_upload(
     """Decodes a checked upload into model inputs.
 
     Args:
-        upload: from :func:`app.uploads.validate_upload` (or :func:`~app.uploads.validate_text`).
+        upload: from :func:`app.logic.uploads.validate_upload` (or :func:`~app.logic.uploads.validate_text`).
         config: the model's :class:`mmv.config.MMVConfig`.
         window_mode: ``'average'`` (``num_windows`` linearly spaced windows over the whole clip, their
             embeddings averaged) or ``'cut'`` (one window starting at ``start`` seconds).
@@ -155,41 +155,59 @@ def prepare_upload(
         UploadError: the media cannot be decoded, or the model has no tower for it.
     """
     out = PreparedQuery(kind=upload.kind, name=upload.name, digest=upload.digest, notes=list(upload.notes))
+    if upload.kind in ("text", "image"):
+        return _prepare_still(upload, config, out)
+    if window_mode not in WINDOW_MODES:
+        raise ValueError(f"window_mode: must be one of {WINDOW_MODES}, got {window_mode!r}")
+    duration = float(upload.duration)
+    span = window_seconds(config)
+    (first, last), n = _windows(duration, span, window_mode, num_windows, start, out.notes)
+    samples = _decode(upload, config, first, last, n)
+    _add_windows(out, collate_clips(samples), upload, config)
+    out.windows = [(float(s["start"]), float(s["start"]) + span) for s in samples]
+    return out
+
+
+def _prepare_still(upload: ValidUpload, config: Any, out: PreparedQuery) -> PreparedQuery:
+    """A text or an image query: nothing to decode, only the tower to check (and the image's eval transform)."""
     if upload.kind == "text":
         if "text" not in config.modalities:
             raise UploadError("This model has no text tower: text queries are not possible.")
         out.text = upload.text
         return out
-    if upload.kind == "image":
-        if "video" not in config.modalities:
-            raise UploadError("This model has no video tower: image queries are not possible.")
-        image = torch.from_numpy(np.array(upload.image, dtype=np.uint8, copy=True))[None]  # [1, H, W, 3]
-        out.image = EvalVideoTransform(config.video.frame_size)(image)[0]
-        return out
-    if window_mode not in WINDOW_MODES:
-        raise ValueError(f"window_mode: must be one of {WINDOW_MODES}, got {window_mode!r}")
-    duration = float(upload.duration)
-    span = window_seconds(config)
+    if "video" not in config.modalities:
+        raise UploadError("This model has no video tower: image queries are not possible.")
+    image = torch.from_numpy(np.array(upload.image, dtype=np.uint8, copy=True))[None]  # [1, H, W, 3]
+    out.image = EvalVideoTransform(config.video.frame_size)(image)[0]
+    return out
+
+
+def _windows(
+    duration: float, span: float, window_mode: str, num_windows: int | None, start: float, notes: list[str]
+) -> tuple[tuple[float, float], int]:
+    """``((first, last) seconds decoded, windows)`` of a clip of ``duration`` s; what was cut, averaged or padded
+    is said in ``notes``."""
     if window_mode == "cut" or duration <= span + 1e-6:
         first = min(max(0.0, float(start)), max(0.0, duration - span))
         region = (first, duration)  # one window starting at `first` (the audio window is centred on it)
         n = 1
         if duration > span + 1e-6:
-            out.notes.append(
-                f"Cut to one {span:g}-s window, {region[0]:.2f}-{region[0] + span:.2f} s of {duration:.2f} s."
-            )
+            notes.append(f"Cut to one {span:g}-s window, {region[0]:.2f}-{region[0] + span:.2f} s of {duration:.2f} s.")
     else:
         region = (0.0, duration)
         n = int(num_windows or default_num_windows(duration, span))
         n = max(1, min(MAX_WINDOWS, n))
-        out.notes.append(f"Averaged over {n} windows of {span:g} s spread over the {duration:.2f}-s clip.")
+        notes.append(f"Averaged over {n} windows of {span:g} s spread over the {duration:.2f}-s clip.")
     if duration < span - 1e-6:
-        out.notes.append(
+        notes.append(
             f"The clip ({duration:.2f} s) is shorter than the model's {span:g}-s window: its last frame is "
             "repeated and the sound padded with silence."
         )
-    samples = _decode(upload, config, region[0], region[1], n)
-    batch = collate_clips(samples)
+    return region, n
+
+
+def _add_windows(out: PreparedQuery, batch: dict[str, Any], upload: ValidUpload, config: Any) -> None:
+    """The decoded windows' frames and sound into ``out``, with a note on what the sound went through."""
     if "video" in batch:
         out.video = batch["video"]  # [W, T, S, S, 3] uint8
     if "audio" in batch and bool(batch["has_audio"].any()):
@@ -200,14 +218,11 @@ def prepare_upload(
             out.notes.append(f"Audio resampled from {upload.sample_rate} Hz ({layout}) to {out.sample_rate} Hz.")
     elif upload.has_audio and "audio" not in config.modalities:
         out.notes.append("This model has no audio tower: the sound is not used.")
-    span_v = span
-    out.windows = [(float(s["start"]), float(s["start"]) + span_v) for s in samples]
-    return out
 
 
 def prepare_text(text: str, config: Any) -> PreparedQuery:
-    """A typed text query (see :func:`app.uploads.validate_text` for the checks)."""
-    from app.uploads import validate_text
+    """A typed text query (see :func:`app.logic.uploads.validate_text` for the checks)."""
+    from app.logic.uploads import validate_text
 
     return prepare_upload(validate_text(text), config)
 
@@ -308,9 +323,3 @@ def frame_strip(video: torch.Tensor, max_frames: int = 16) -> np.ndarray:
         frames = (frames.clamp(0, 1) * 255).round().to(torch.uint8)
     idx = np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int)
     return np.concatenate([frames[i].numpy() for i in idx], axis=1)
-
-
-@torch.no_grad()
-def log_mel(model: MMV, wave: torch.Tensor) -> np.ndarray:
-    """The model's own log-mel front end on one waveform ``[N]``: float32 ``[frames, mel_bins]``."""
-    return model.audio_frontend(wave[None].to(torch.float32))[0].cpu().numpy()

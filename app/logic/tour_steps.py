@@ -1,7 +1,7 @@
 """The guided tour: the paper's four properties, each shown by one live query on the current model and bank.
 
-No Streamlit here (the Tour page, ``app/app_pages/tour.py``, lays it out and caches :func:`run_tour` once per
-model and bank, so every step answers at once). The steps (:data:`STEPS`):
+The Tour page (``app/views/tour.py``) lays it out and caches :func:`run_tour` once per model and bank, so every
+step answers at once. The steps (:data:`STEPS`):
 
 1. **text -> video** (S_vat): a sentence finds the clips it describes.
 2. **sound -> video** (S_va): a clip's sound finds videos that look like it sounds.
@@ -17,8 +17,8 @@ bank was built); the photo is the middle frame of a bank clip, read from its vid
 evaluation crop. A step whose modality the model or the bank lacks is returned with ``missing`` set (the page
 says why) instead of failing.
 
-Each answer lists the top-k hits (:meth:`app.logic.BankSearch.search`), where the query's own clip ranks among
-all targets, and, when the bank has toy-world labels, how many hits share the query clip's colour, shape and
+Each answer lists the top-k hits (:meth:`~app.logic.bank_search.BankSearch.search`), where the query's own clip ranks
+among all targets, and, when the bank has toy-world labels, how many hits share the query clip's colour, shape and
 motion against the share of the whole bank (what chance would give).
 """
 
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from app.logic import BankSearch, QueryError, space_for
+from app.logic.bank_search import BankSearch, QueryError, space_for
 
 if TYPE_CHECKING:
     from mmv.models.mmv import MMV
@@ -113,8 +113,8 @@ class TourAnswer:
     Attributes:
         step: the :class:`Step`.
         space: where the search ran (``None`` when the step could not run).
-        hits: top-k (:data:`app.logic.HIT_COLUMNS`) plus ``shared``: the attribute names a hit shares with the
-            query clip (empty strings without labels).
+        hits: top-k (:data:`~app.logic.bank_search.HIT_COLUMNS`) plus ``shared``: the attribute names a hit shares
+            with the query clip (empty strings without labels).
         query_row: the bank clip the query comes from (``None`` for a typed text).
         query_text: the text query, or the query clip's description.
         image: the photo as the model sees it, uint8 ``[S, S, 3]`` (photo step only).
@@ -255,7 +255,7 @@ def bank_frame(search: BankSearch, row: int, frame_size: int) -> np.ndarray:
     """
     import torch
 
-    from app.media import _resolve
+    from app.logic.clip_media import _resolve
     from mmv.data.media import read_frames_at
     from mmv.data.transforms import EvalVideoTransform
 
@@ -328,8 +328,8 @@ def text_to_video(model: MMV, search: BankSearch, text: str, row: int | None = N
     ``row``: a clip the text describes; its labels are compared with the hits' (its own rank is not: a
     description is not the clip's narration).
     """
-    from app.prepare import embed_query, prepare_text
-    from app.uploads import UploadError
+    from app.logic.query_embedding import embed_query, prepare_text
+    from app.logic.uploads import UploadError
 
     answer = TourAnswer(STEPS[0], query_text=text)
     if model is None or "text" not in model.config.modalities or model.vocab is None:
@@ -383,7 +383,7 @@ def photo_to_video(model: MMV, search: BankSearch, row: int, k: int = TOUR_K) ->
     checkpoint has it, else naive), top-k videos in S_va; where the frame's own clip ranks."""
     import torch
 
-    from app.prepare import PreparedQuery, embed_query
+    from app.logic.query_embedding import PreparedQuery, embed_query
 
     answer = TourAnswer(STEPS[3], query_row=int(row), query_text=search.clip_text(row)["description"] or None)
     if model is None or "video" not in model.config.modalities:
