@@ -47,7 +47,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmv.models.base import Backbone
 from mmv.models.layers import ConvSame, MaxPoolSame, center_colours, same_pads, spatial_pool
-from mmv.models.s3d import S3DG, InceptionBlock3D, SelfGating, SUnit3D
+from mmv.models.s3d import S3DG, InceptionBlock3D, SelfGating, SUnit3D, inception_forward
 from mmv.models.tsm_resnet import TemporalShift, TSMBlock, TSMResNet
 
 
@@ -214,15 +214,7 @@ class DeflatedInception(nn.Module):
         self.branch_3_pool = deflate_pool(block.branch_3_pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            (
-                self.branch_0(x),
-                self.branch_1b(self.branch_1a(x)),
-                self.branch_2b(self.branch_2a(x)),
-                self.branch_3(self.branch_3_pool(x)),
-            ),
-            dim=1,
-        )
+        return inception_forward(self, x)
 
 
 def deflate_pool(pool: MaxPoolSame) -> MaxPoolSame:

@@ -136,6 +136,23 @@ class SUnit3D(nn.Module):
         return x
 
 
+def inception_forward(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The wiring of an Inception block, shared with its deflated (image) twin: four branches, concatenated.
+
+    ``block`` has ``branch_0``, ``branch_1a``/``1b``, ``branch_2a``/``2b``, ``branch_3_pool`` and ``branch_3``.
+    Shape: ``[B, C_in, ...]`` -> ``[B, b0 + b1b + b2b + b3, ...]`` (channels-first, 3-D or deflated 2-D).
+    """
+    return torch.cat(
+        (
+            block.branch_0(x),
+            block.branch_1b(block.branch_1a(x)),
+            block.branch_2b(block.branch_2a(x)),
+            block.branch_3(block.branch_3_pool(x)),
+        ),
+        dim=1,
+    )
+
+
 class InceptionBlock3D(nn.Module):
     """Separable 3-D Inception block; branches concatenated on channels in the order b0, b1, b2, b3.
 
@@ -168,15 +185,7 @@ class InceptionBlock3D(nn.Module):
         self.out_channels = b0 + b1b + b2b + b3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            (
-                self.branch_0(x),
-                self.branch_1b(self.branch_1a(x)),
-                self.branch_2b(self.branch_2a(x)),
-                self.branch_3(self.branch_3_pool(x)),
-            ),
-            dim=1,
-        )
+        return inception_forward(self, x)
 
 
 class S3DG(Backbone):
