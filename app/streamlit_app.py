@@ -92,7 +92,9 @@ def sidebar() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="mmv explorer", page_icon=":material/hub:", layout="wide")
+    # A local file, not a :material: or emoji icon: those make the browser fetch the favicon from a font or image
+    # service on the internet, and the app must work offline.
+    st.set_page_config(page_title="mmv explorer", page_icon=str(ROOT / "app" / "assets" / "icon.png"), layout="wide")
     pages = [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
     page = st.navigation(pages)
     sidebar()

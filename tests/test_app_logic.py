@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from app.logic.bank_search import BankSearch, Direction, directions, percentiles, space_for, targets_for
-from app.logic.maps import build_map, clicked_point, colour_options, is_click, map_points, selected_rows
+from app.logic.maps import NAMED_COLOURS, build_map, clicked_point, colour_options, is_click, map_points, selected_rows
 
 FAC = {"va": ["video", "audio"], "vat": ["video", "audio", "text"]}
 
@@ -194,6 +194,19 @@ def test_figures_carry_clip_ids_and_selections_read_them_back(search):
     click = {"selection": {"points": [{"custom_data": [3, "clip/3", "text"]}], "box": [], "lasso": []}}
     assert is_click(click) and clicked_point(click) == (3, "text") and selected_rows(click) == [3]
     assert selected_rows(None) == [] and selected_rows({"selection": {"points": []}}) == []
+
+
+def test_colour_labels_are_drawn_in_their_own_colour():
+    colours = ["red", "purple", "yellow", "cyan", "blue", "green"]
+    meta = pd.DataFrame({"clip_id": [f"c{i}" for i in range(6)], "label_colour": colours, "split": ["test"] * 6})
+    coords = pd.DataFrame({"row": np.arange(6), "modality": ["video"] * 6, "x": np.arange(6.0), "y": 0.0})
+    coords.insert(1, "clip_id", meta["clip_id"].to_numpy()[coords["row"]])
+    fig = build_map(map_points(coords, meta, "label_colour"), "va")
+    drawn = {t.name.split(" \u00b7 ")[0]: t.marker.color for t in fig.data if t.customdata is not None}
+    assert drawn == {c: NAMED_COLOURS[c] for c in colours}
+    # Other categories (splits) take palette colours none of which is a named colour's.
+    fig = build_map(map_points(coords, meta, "split"), "va")
+    assert [t.marker.color for t in fig.data if t.customdata is not None][0] not in NAMED_COLOURS.values()
 
 
 def test_continuous_labels_get_a_colour_scale():

@@ -35,6 +35,13 @@ _PALETTE = (
     "#393b79", "#e7969c", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
     "#636363", "#9c9ede", "#cedb9c", "#e7cb94",
 )  # fmt: skip
+#: Category values that name a colour are drawn in that colour (a map coloured by ``label_colour`` must show red
+#: clips red): readable shades of each name on a white background; any other value takes the palette in order.
+NAMED_COLOURS = {
+    "red": "#d62728", "orange": "#ff7f0e", "yellow": "#e0b000", "green": "#2ca02c", "cyan": "#17becf",
+    "blue": "#1f4fd8", "purple": "#8e44ad", "violet": "#8e44ad", "magenta": "#d6249f", "pink": "#e377c2",
+    "brown": "#8c564b", "grey": "#7f7f7f", "gray": "#7f7f7f", "black": "#222222", "white": "#d9d9d9",
+}  # fmt: skip
 
 
 @dataclass
@@ -221,7 +228,8 @@ def _marker_groups(points: MapPoints, continuous: bool) -> list[tuple[str, pd.Da
         return [(m, df[df["modality"] == m], None) for m in modalities]
     order = {m: i for i, m in enumerate(("video", "audio", "text"))}
     cats = sorted(df["colour"].astype(str).unique(), key=lambda c: (c == "nan", order.get(c, len(order)), c))
-    colours = {c: _PALETTE[i % len(_PALETTE)] for i, c in enumerate(cats)}
+    others = iter(p for p in _PALETTE if p not in NAMED_COLOURS.values())
+    colours = {c: NAMED_COLOURS.get(c.lower()) or next(others, _PALETTE[0]) for c in cats}
     return [
         (m if points.colour_by == "modality" else f"{c} \u00b7 {m}", sub, colours[c])
         for c in cats

@@ -206,3 +206,24 @@ def test_a_truncated_mp4_gets_a_clear_message(server, page, tmp_path):
     settle(page, "is incomplete (truncated")
     body = page.inner_text("body")
     assert "Upload the complete file" in body and "Traceback" not in body
+
+
+def test_no_request_leaves_the_machine(server, page):
+    """Every request the pages make (scripts, fonts, the favicon, media, websockets) goes to the app's own server."""
+    from urllib.parse import urlparse
+
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    page.on("websocket", lambda ws: seen.append(ws.url))
+    for path in ("", "retrieval", "upload", "metrics", "model", "tour"):
+        page.goto(f"{server}/{path}")
+        settle(page)
+    page.wait_for_timeout(1000)  # late requests (the favicon, fonts)
+    outside = sorted(
+        {
+            u
+            for u in seen
+            if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in ("127.0.0.1", "localhost")
+        }
+    )
+    assert len(seen) > 20 and not outside, outside
