@@ -221,3 +221,18 @@ def test_continuous_labels_get_a_colour_scale():
     assert fig.data[0].marker.showscale and not fig.data[1].marker.showscale
     assert (fig.data[0].marker.cmin, fig.data[0].marker.cmax) == (100.0, 900.0)
     np.testing.assert_allclose(fig.data[1].marker.color, meta["label_pitch_hz"])
+
+
+def test_a_directory_is_one_sidebar_choice_however_it_is_spelt(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from app.logic import state
+
+    (tmp_path / "models" / "demo" / "bank").mkdir(parents=True)
+    (tmp_path / "models" / "other").mkdir()
+    monkeypatch.chdir(tmp_path)
+    found = [tmp_path / "models" / "demo" / "bank", tmp_path / "models" / "other"]
+    # The default as MMV_APP_BANK usually spells it (relative), then what the search found (absolute).
+    assert state.options(found, Path("models/demo/bank")) == ["models/demo/bank", str(tmp_path / "models" / "other")]
+    assert state.same_place("models/demo/bank") == state.same_place(tmp_path / "models" / "demo" / "bank")
+    assert state.same_place("models/other") != state.same_place("models/demo/bank")

@@ -86,11 +86,25 @@ def find_banks(root: Path = MODELS_DIR) -> list[Path]:
     return _find(root, is_bank)
 
 
+def same_place(path: str | Path) -> str:
+    """One spelling per directory (the resolved absolute path), so ``models/demo/bank`` and its absolute path are
+    one choice in the sidebar and one entry of the server's model and bank caches."""
+    try:
+        return str(Path(path).resolve())
+    except OSError:
+        return str(path)
+
+
 def options(found: list[Path], default: Path) -> list[str]:
-    """Choices for a sidebar select box: the default first, then what was found (as strings, no repeats)."""
-    out = [str(default)]
+    """Choices for a sidebar select box: the default first, then what was found, each directory once.
+
+    The default keeps the spelling it was given (``MMV_APP_MODEL``, often relative); a found directory that is the
+    same place (found ones are absolute) is not listed again.
+    """
+    out, seen = [str(default)], {same_place(default)}
     for p in found:
-        if str(p) not in out:
+        if same_place(p) not in seen:
+            seen.add(same_place(p))
             out.append(str(p))
     return out
 

@@ -42,9 +42,14 @@ def load_log() -> logging.Logger:
     return log
 
 
-@st.cache_resource(show_spinner="Loading the model\u2026", max_entries=4)
 def load_model(path: str) -> MMV:
-    """The checkpoint at ``path`` in eval mode (safetensors; nothing is unpickled)."""
+    """The checkpoint at ``path`` in eval mode (safetensors; nothing is unpickled), loaded once per directory
+    however the path is spelt (relative or absolute: :func:`~app.logic.state.same_place`)."""
+    return _load_model(state.same_place(path))
+
+
+@st.cache_resource(show_spinner="Loading the model\u2026", max_entries=4)
+def _load_model(path: str) -> MMV:
     import torch
 
     from mmv.checkpoint import load_checkpoint
@@ -59,9 +64,14 @@ def load_model(path: str) -> MMV:
     return model
 
 
-@st.cache_resource(show_spinner="Loading the embedding bank\u2026", max_entries=4)
 def load_bank(path: str) -> BankSearch:
-    """The bank at ``path`` as a :class:`~app.logic.bank_search.BankSearch` (its caches live as long as it does)."""
+    """The bank at ``path`` as a :class:`~app.logic.bank_search.BankSearch` (its caches live as long as it does),
+    loaded once per directory however the path is spelt."""
+    return _load_bank(state.same_place(path))
+
+
+@st.cache_resource(show_spinner="Loading the embedding bank\u2026", max_entries=4)
+def _load_bank(path: str) -> BankSearch:
     from app.logic.bank_search import BankSearch
     from mmv.bank import Bank
 
